@@ -1,0 +1,50 @@
+"""Labelers: ``none``, ``local`` (offline model) and ``rekognition``."""
+
+from __future__ import annotations
+
+from imgpipe.labelers.base import (
+    ImageInput,
+    Labeler,
+    LabelerOptions,
+    LabelingError,
+    NoLabeler,
+)
+
+LABELER_NAMES = ("local", "none", "rekognition")
+
+
+class LabelerUnavailable(Exception):
+    """A labeler's dependencies are missing; the message says how to install them."""
+
+
+def make_labeler(name: str, options: LabelerOptions | None = None) -> Labeler:
+    """Build a labeler by name. Raises :class:`LabelerUnavailable` with an install hint."""
+    options = options or LabelerOptions()
+    if name == "none":
+        return NoLabeler(options)
+    if name == "local":
+        try:
+            from imgpipe.labelers.local import LocalLabeler
+        except ImportError as exc:
+            raise LabelerUnavailable(
+                f"the local labeler needs its model ({exc.name or exc}): "
+                "pip install 'imgpipe[local]' (or use --labeler none)"
+            ) from exc
+        return LocalLabeler(options)
+    if name == "rekognition":
+        from imgpipe.labelers.rekognition import RekognitionLabeler
+
+        return RekognitionLabeler(options)
+    raise ValueError(f"unknown labeler {name!r}; choose one of {', '.join(LABELER_NAMES)}")
+
+
+__all__ = [
+    "LABELER_NAMES",
+    "ImageInput",
+    "Labeler",
+    "LabelerOptions",
+    "LabelerUnavailable",
+    "LabelingError",
+    "NoLabeler",
+    "make_labeler",
+]

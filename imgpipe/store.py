@@ -1,0 +1,137 @@
+"""Object storage with the bucket's layout: a local directory or an S3 bucket.
+
+Everything the pipeline reads or writes outside Spark goes through a :class:`Store`, so the
+local runner, the Lambda and the report step share one code path. Writes are atomic: a local
+write goes to a temporary file that is renamed into place; an S3 PUT is atomic by nature.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+
+class Store(Protocol):
+    """What the pipeline needs from object storage. Keys use ``/`` and never start with it."""
+
+    def uri(self, key: str = "") -> str:
+        """A URI for ``key`` that Spark can read (``file:///...`` or ``s3://...``)."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``, in sorted order."""
+        ...
+
+
+class LocalStore:
+    """A directory laid out like the bucket."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"unsafe key {key!r}")
+        return self.root / key
+
+    def uri(self, key: str = "") -> str:
+        return (self.root / key).as_uri() if key else self.root.as_uri()
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        base = self.path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return iter(())
+        keys = (
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
+        return iter(sorted(keys))
+
+
+class S3Store:
+    """An S3 bucket. The client is injected (or created lazily) so moto can start first."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from imgpipe.aws_clients import s3_client
+
+            self._client = s3_client()
+        return self._client
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def get_bytes(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", ()))
+        return iter(sorted(keys))
+
+
+def open_store(root: str) -> Store:
+    """A store for ``s3://bucket``, ``file:///path`` or a plain local path."""
+    parsed = urlparse(root)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"no bucket in {root!r}")
+        if parsed.path.strip("/"):
+            raise ValueError(f"the store root must be a bucket, not a prefix: {root!r}")
+        return S3Store(parsed.netloc)
+    if parsed.scheme == "file":
+        return LocalStore(parsed.path)
+    if parsed.scheme:
+        raise ValueError(f"unsupported store URI scheme {parsed.scheme!r} in {root!r}")
+    return LocalStore(root)
