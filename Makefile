@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_PHOTOS ?= demo-photos
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test lint typecheck unit setup clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch is installed first and pinned: that version is the CPU build; a bare `torch`
+# requirement would pull several GB of CUDA libraries.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[local,demo,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe samples $(DEMO_PHOTOS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe run $(DEMO_PHOTOS) --out $(DEMO_OUT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) $(DEMO_PHOTOS) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

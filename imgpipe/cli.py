@@ -1,0 +1,80 @@
+"""The ``imgpipe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from imgpipe import __version__
+from imgpipe.config import add_config_arguments, config_from_namespace
+from imgpipe.labelers import LABELER_NAMES, LabelerUnavailable
+from imgpipe.progress import ProgressReporter
+from imgpipe.runner import UsageError, run_pipeline
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgpipe", description="Image processing and analysis pipeline (local or on AWS)."
+    )
+    parser.add_argument("--version", action="version", version=f"imgpipe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run ingest -> process -> analyze -> report on local files",
+        description="Run the whole pipeline locally. OUT is laid out like the S3 bucket; "
+        "re-runs into the same OUT reuse earlier work.",
+    )
+    run.add_argument("input_dir", type=Path, metavar="INPUT_DIR", help="folder of images (recursive)")
+    run.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    run.add_argument(
+        "--labeler", choices=LABELER_NAMES[:2], default="local",
+        help="local: offline model (needs imgpipe[local]); none: no labels (default: local)",
+    )
+    run.add_argument("--creator", default=None, help="creator of every input (overrides EXIF)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
+    tuning = run.add_argument_group("tuning")
+    add_config_arguments(tuning)
+
+    samples = commands.add_parser(
+        "samples", help="write the demo photos (from scikit-image) into a folder"
+    )
+    samples.add_argument("target", type=Path, metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "samples":
+            from imgpipe.samples import write_samples
+
+            written = write_samples(args.target)
+            print(f"wrote {len(written)} sample files to {args.target}")
+            return 0
+        config = config_from_namespace(args)
+        summary = run_pipeline(
+            args.input_dir,
+            args.out,
+            labeler_name=args.labeler,
+            creator=args.creator,
+            config=config,
+            progress=ProgressReporter(quiet=args.quiet),
+        )
+    except (UsageError, LabelerUnavailable, ValueError, RuntimeError) as exc:
+        print(f"imgpipe: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.reasons.items()))
+        print(
+            f"{summary.inputs} inputs: {summary.accepted} accepted, {summary.quarantined} "
+            f"quarantined{f' ({reasons})' if reasons else ''}, {summary.skipped_unchanged} "
+            f"unchanged since the last run"
+        )
+    print(f"report: {args.out / summary.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

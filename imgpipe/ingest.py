@@ -1,0 +1,213 @@
+"""The ingest stage's logic, shared by the local runner and the Lambda.
+
+For each object under ``ingest/``: inspect the header, decode once at reduced scale (which both
+proves the data is whole and gives the labeler its pixels), label in batches, and write exactly
+one record — the image record under ``metadata/`` or a quarantine record with a reason code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgpipe.config import PipelineConfig
+from imgpipe.imaging import decode_oriented
+from imgpipe.inspect import Inspection, checksum, inspect_image, resolve_creator
+from imgpipe.labelers import ImageInput, Labeler, LabelingError
+from imgpipe.records import (
+    ImageRecord,
+    Label,
+    QuarantineRecord,
+    Reason,
+    RejectedImage,
+    image_record_to_json,
+    metadata_key,
+    quarantine_key,
+    quarantine_record_to_json,
+    utc_now,
+)
+from imgpipe.store import Store
+
+# The labeler sees a copy decoded to about this longest side: enough for a 224 px classifier
+# crop and for the face detector, and a JPEG decodes to it at 1/4 or 1/8 DCT scale.
+LABEL_INPUT_SIDE = 512
+LABEL_BATCH = 16
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One object to ingest: its key under ``ingest/``, its bytes and the uploader's creator.
+
+    ``rejected`` carries a rejection found before the bytes could be read (a symlink, an
+    unreadable file); ``size`` is then the size as listed.
+    """
+
+    key: str
+    data: bytes
+    metadata_creator: str | None = None
+    rejected: RejectedImage | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one ingest object."""
+
+    key: str
+    accepted: bool
+    reason: str | None = None
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class _Described:
+    item: IngestItem
+    inspection: Inspection
+    digest: str
+    pixels: np.ndarray
+
+
+def build_record(
+    item: IngestItem,
+    inspection: Inspection,
+    digest: str,
+    labels: Sequence[Label],
+    labeler: Labeler,
+) -> ImageRecord:
+    """The image record for an inspected, labeled object (pure)."""
+    creator, source = resolve_creator(
+        item.metadata_creator, inspection.exif.artist, inspection.xmp_creator, item.key
+    )
+    return ImageRecord(
+        key=item.key,
+        size=len(item.data),
+        checksum=digest,
+        format=inspection.format,
+        width=inspection.width,
+        height=inspection.height,
+        orientation=inspection.orientation,
+        creator=creator,
+        creator_source=source,
+        exif=inspection.exif,
+        labels=tuple(labels),
+        labeler=labeler.name,
+        labeler_version=labeler.model_version,
+        ingested_at=utc_now(),
+    )
+
+
+def quarantine(key: str, size: int, reason: Reason, message: str, digest: str | None = None) -> QuarantineRecord:
+    """A quarantine record (pure)."""
+    return QuarantineRecord(
+        key=key, size=size, reason=reason.value, message=message, checksum=digest,
+        quarantined_at=utc_now(),
+    )
+
+
+def describe(item: IngestItem, config: PipelineConfig) -> _Described:
+    """Inspect and decode one object; raises :class:`RejectedImage` with its reason."""
+    inspection = inspect_image(item.data, config)
+    pixels = decode_oriented(item.data, LABEL_INPUT_SIDE, inspection.orientation)
+    return _Described(item, inspection, checksum(item.data), pixels)
+
+
+def previous_outcome(store: Store, key: str, digest: str, labeler: Labeler) -> Outcome | None:
+    """The outcome of an earlier run on the same content, if its record is still valid.
+
+    A record is reused when its checksum matches (and, for an accepted image, the same
+    labeler made its labels), so re-runs neither relabel nor duplicate anything.
+    """
+    meta_key, quar_key = metadata_key(key), quarantine_key(key)
+    if store.exists(meta_key):
+        old = json.loads(store.get_bytes(meta_key))
+        if old.get("checksum") == digest and old.get("labeler") == labeler.name:
+            return Outcome(key, accepted=True, reused=True)
+    if store.exists(quar_key):
+        old = json.loads(store.get_bytes(quar_key))
+        if old.get("checksum") == digest:
+            return Outcome(key, accepted=False, reason=old.get("reason"), reused=True)
+    return None
+
+
+class Ingester:
+    """Runs the ingest logic over items in batches and writes the records to a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: PipelineConfig,
+        labeler: Labeler,
+        remove_stale: Callable[[str], None] | None = None,
+    ) -> None:
+        """Args:
+        store: Where records are written (``metadata/``, ``quarantine/``).
+        config: Validation limits.
+        labeler: Labels accepted images.
+        remove_stale: Deletes a record that a changed object made stale (local runs only;
+            the Lambda may not delete, and S3 keys are overwritten in place instead).
+        """
+        self.store = store
+        self.config = config
+        self.labeler = labeler
+        self.remove_stale = remove_stale
+
+    def run(self, items: Iterable[IngestItem], reuse: bool = True) -> Iterable[Outcome]:
+        """Ingest items; yields one :class:`Outcome` per item as soon as it is written."""
+        batch: list[_Described] = []
+        for item in items:
+            if item.rejected is not None:
+                rejected = item.rejected
+                size = item.size if item.size is not None else len(item.data)
+                yield self._write_quarantine(quarantine(item.key, size, rejected.reason, rejected.message))
+                continue
+            digest = checksum(item.data) if item.data else None
+            if reuse and digest is not None:
+                earlier = previous_outcome(self.store, item.key, digest, self.labeler)
+                if earlier is not None:
+                    yield earlier
+                    continue
+            try:
+                batch.append(describe(item, self.config))
+            except RejectedImage as rejected:
+                yield self._write_quarantine(
+                    quarantine(item.key, len(item.data), rejected.reason, rejected.message, digest)
+                )
+                continue
+            if len(batch) >= LABEL_BATCH:
+                yield from self._label_and_write(batch)
+                batch = []
+        if batch:
+            yield from self._label_and_write(batch)
+
+    def _label_and_write(self, batch: Sequence[_Described]) -> Iterable[Outcome]:
+        try:
+            label_lists = self.labeler.label([ImageInput(rgb=d.pixels) for d in batch])
+        except LabelingError as exc:
+            if exc.retryable:
+                raise
+            for d in batch:
+                yield self._write_quarantine(
+                    quarantine(d.item.key, len(d.item.data), Reason.LABELING_FAILED, str(exc), d.digest)
+                )
+            return
+        for described, labels in zip(batch, label_lists, strict=True):
+            record = build_record(described.item, described.inspection, described.digest, labels, self.labeler)
+            yield self._write_record(record)
+
+    def _write_record(self, record: ImageRecord) -> Outcome:
+        self.store.put_bytes(metadata_key(record.key), image_record_to_json(record), "application/json")
+        self._drop(quarantine_key(record.key))
+        return Outcome(record.key, accepted=True)
+
+    def _write_quarantine(self, record: QuarantineRecord) -> Outcome:
+        self.store.put_bytes(quarantine_key(record.key), quarantine_record_to_json(record), "application/json")
+        self._drop(metadata_key(record.key))
+        return Outcome(record.key, accepted=False, reason=record.reason)
+
+    def _drop(self, key: str) -> None:
+        if self.remove_stale is not None and self.store.exists(key):
+            self.remove_stale(key)
+

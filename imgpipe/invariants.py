@@ -1,0 +1,72 @@
+"""The "nothing lost" invariant, as a check any test or operator can run after a run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from imgpipe.records import (
+    INGEST_PREFIX,
+    METADATA_PREFIX,
+    QUARANTINE_PREFIX,
+    metadata_key,
+    quarantine_key,
+)
+from imgpipe.store import Store
+
+
+@dataclass
+class InvariantReport:
+    """What broke the invariant; empty lists mean it holds."""
+
+    unaccounted: list[str] = field(default_factory=list)  # in ingest/, in neither place
+    in_both: list[str] = field(default_factory=list)  # both accepted and quarantined
+    orphan_records: list[str] = field(default_factory=list)  # a record with no ingest object
+    missing_from_table: list[str] = field(default_factory=list)
+    duplicated_in_table: list[str] = field(default_factory=list)
+    not_accepted_in_table: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.__dict__.values())
+
+
+def check_nothing_lost(
+    store: Store,
+    table_keys: Iterable[str] | None = None,
+    rejected_before_upload: Iterable[str] = (),
+) -> InvariantReport:
+    """Check that every ingest object ended in exactly one of metadata or quarantine.
+
+    Args:
+        store: The bucket (or local output directory).
+        table_keys: The ``key`` column of ``processed/images`` after a process run; when
+            given, every accepted image must be in it exactly once and nothing else may be.
+        rejected_before_upload: Keys quarantined without an ingest object (a local symlink
+            is never copied), which are not orphans.
+    """
+    report = InvariantReport()
+    ingest = set(store.list_keys(INGEST_PREFIX))
+    accepted = {k for k in store.list_keys(METADATA_PREFIX) if k.endswith(".json")}
+    quarantined = {k for k in store.list_keys(QUARANTINE_PREFIX) if k.endswith(".json")}
+    allowed_orphans = set(rejected_before_upload)
+    accepted_keys: set[str] = set()
+    for key in sorted(ingest | allowed_orphans):
+        in_meta, in_quar = metadata_key(key) in accepted, quarantine_key(key) in quarantined
+        if in_meta and in_quar:
+            report.in_both.append(key)
+        elif not in_meta and not in_quar:
+            report.unaccounted.append(key)
+        if in_meta:
+            accepted_keys.add(key)
+    expected_records = {metadata_key(k) for k in ingest | allowed_orphans} | {
+        quarantine_key(k) for k in ingest | allowed_orphans
+    }
+    report.orphan_records = sorted((accepted | quarantined) - expected_records)
+    if table_keys is not None:
+        counts = Counter(table_keys)
+        report.missing_from_table = sorted(accepted_keys - set(counts))
+        report.duplicated_in_table = sorted(k for k, n in counts.items() if n > 1)
+        report.not_accepted_in_table = sorted(set(counts) - accepted_keys)
+    return report

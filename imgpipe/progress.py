@@ -1,0 +1,56 @@
+"""Progress display for long stages: a live bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class ProgressReporter:
+    """Reports stage progress to stderr; ``quiet`` silences everything but errors."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.console = Console(file=self.stream, stderr=stream is None)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, highlight=False, markup=False)
+
+    @contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        """A context for one stage; the yielded callable advances it by n items."""
+        start = time.perf_counter()
+        if self.quiet:
+            yield lambda n=1: None
+            return
+        if self.console.is_terminal:
+            columns = (
+                TextColumn(f"[bold]{name:<8}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=self.console, transient=False) as bar:
+                task = bar.add_task(name, total=total)
+                yield lambda n=1: bar.advance(task, n)
+            return
+        done = [0]
+        step = max(1, (total or 0) // 10)
+
+        def advance(n: int = 1) -> None:
+            done[0] += n
+            if done[0] % step == 0 or (total is not None and done[0] == total):
+                of = f"/{total}" if total is not None else ""
+                self.info(f"{name}: {done[0]}{of}")
+
+        self.info(f"{name}: started")
+        yield advance
+        self.info(f"{name}: done in {time.perf_counter() - start:.1f}s")

@@ -1,0 +1,175 @@
+"""The local runner: ingest -> process -> analyze -> report on one machine, one SparkSession."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imgpipe.config import PipelineConfig
+from imgpipe.ingest import Ingester, IngestItem
+from imgpipe.labelers import Labeler, LabelerOptions, make_labeler
+from imgpipe.localfs import LocalInput, describe_special, scan_inputs
+from imgpipe.progress import ProgressReporter
+from imgpipe.records import REPORTS_PREFIX, Reason, RejectedImage
+from imgpipe.store import LocalStore
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the message is one line to print."""
+
+
+@dataclass
+class RunSummary:
+    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract)."""
+
+    run_id: str
+    inputs: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    processed: int = 0
+    skipped_unchanged: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    labeler: str = ""
+    report: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def new_run_id(store: LocalStore) -> str:
+    """A sortable UTC run id, unique within the store's reports."""
+    base = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id, n = base, 1
+    while (store.root / REPORTS_PREFIX / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def check_paths(input_dir: Path, out_dir: Path) -> None:
+    """Raise :class:`UsageError` for an input that cannot be used."""
+    if not input_dir.exists():
+        raise UsageError(f"input directory not found: {input_dir}")
+    if not input_dir.is_dir():
+        raise UsageError(f"input must be a directory of images, not a file: {input_dir}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out must be a directory, but a file is there: {out_dir}")
+    if input_dir.resolve() == out_dir.resolve():
+        raise UsageError("--out must differ from the input directory")
+
+
+def read_inputs(
+    inputs: list[LocalInput], store: LocalStore, creator: str | None
+) -> Iterator[IngestItem]:
+    """Copy each regular input unchanged into ``ingest/`` and yield it as an ingest item.
+
+    Entries that are not regular files, or cannot be read, are yielded already rejected.
+    """
+    for entry in inputs:
+        if not entry.regular:
+            message = f"{describe_special(entry.path)}; copy the image itself into the input folder"
+            yield IngestItem(
+                entry.key, b"", creator, RejectedImage(Reason.NOT_A_REGULAR_FILE, message), 0
+            )
+            continue
+        try:
+            data = entry.path.read_bytes()
+        except OSError as exc:
+            message = f"could not read the file ({exc.strerror or exc}); check its permissions"
+            yield IngestItem(
+                entry.key, b"", creator, RejectedImage(Reason.UNREADABLE, message), entry.size
+            )
+            continue
+        target = store.path(entry.key)
+        unchanged = target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data
+        if not unchanged:
+            store.put_bytes(entry.key, data)
+        yield IngestItem(entry.key, data, creator)
+
+
+def run_ingest(
+    input_dir: Path,
+    store: LocalStore,
+    config: PipelineConfig,
+    labeler: Labeler,
+    creator: str | None,
+    progress: ProgressReporter,
+    summary: RunSummary,
+) -> None:
+    """The local ingest stage: every input ends as exactly one metadata or quarantine record."""
+    inputs = scan_inputs(input_dir, exclude=store.root)
+    summary.inputs = len(inputs)
+    ingester = Ingester(store, config, labeler, remove_stale=lambda key: store.path(key).unlink())
+    with progress.stage("ingest", total=len(inputs)) as advance:
+        for outcome in ingester.run(read_inputs(inputs, store, creator)):
+            advance(1)
+            if outcome.accepted:
+                summary.accepted += 1
+            else:
+                summary.quarantined += 1
+                reason = outcome.reason or "unknown"
+                summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+            summary.skipped_unchanged += outcome.reused
+
+
+def run_pipeline(
+    input_dir: Path,
+    out_dir: Path,
+    *,
+    labeler_name: str = "local",
+    creator: str | None = None,
+    config: PipelineConfig | None = None,
+    progress: ProgressReporter | None = None,
+) -> RunSummary:
+    """Run every stage locally; returns the summary (also written as ``summary.json``)."""
+    config = config or PipelineConfig()
+    progress = progress or ProgressReporter()
+    check_paths(input_dir, out_dir)
+    labeler = make_labeler(
+        labeler_name, LabelerOptions(max_labels=config.max_labels, min_confidence=config.min_confidence)
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = LocalStore(out_dir)
+    summary = RunSummary(run_id=new_run_id(store), labeler=labeler_name)
+
+    def timed(name: str, images: int, started: float) -> None:
+        summary.stages[name] = {"seconds": round(time.perf_counter() - started, 3), "images": images}
+
+    started = time.perf_counter()
+    run_ingest(input_dir, store, config, labeler, creator, progress, summary)
+    timed("ingest", summary.inputs, started)
+
+    # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
+    from analysis.report import build_report
+    from imgpipe.spark import local_session
+    from spark_jobs.analyze import run_analyze
+    from spark_jobs.process import run_process
+
+    progress.info("starting Spark (local mode)")
+    spark = local_session()
+    root = store.uri()
+    with progress.stage("process"):
+        started = time.perf_counter()
+        counts = run_process(spark, root, config)
+        summary.processed = int(counts.get("processed", 0))
+        timed("process", summary.processed, started)
+    with progress.stage("analyze"):
+        started = time.perf_counter()
+        tables = run_analyze(spark, root, summary.run_id, config)
+        timed("analyze", int(counts.get("records", 0)), started)
+    with progress.stage("report"):
+        started = time.perf_counter()
+        summary.report = build_report(store, summary.run_id, tables, summary.to_dict())
+        timed("report", int(counts.get("records", 0)), started)
+    store.put_bytes(
+        f"{REPORTS_PREFIX}{summary.run_id}/summary.json",
+        json.dumps(summary.to_dict(), indent=2, ensure_ascii=False).encode(),
+        "application/json",
+    )
+    return summary
