@@ -15,7 +15,7 @@ $(BIN)/python:
 # requirement would pull several GB of CUDA libraries.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[local,demo,dev]'
+	$(BIN)/pip install --quiet -e '.[local,demo,cdk,dev]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -29,10 +29,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py
 
 unit: setup
-	$(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
 
 test: lint typecheck unit
 

@@ -1,0 +1,1 @@
+"""CDK stacks: infrastructure only, no business logic."""
