@@ -26,10 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the whole pipeline locally. OUT is laid out like the S3 bucket; "
         "re-runs into the same OUT reuse earlier work.",
     )
-    run.add_argument("input_dir", type=Path, metavar="INPUT_DIR", help="folder of images (recursive)")
+    run.add_argument(
+        "input_dir", type=Path, metavar="INPUT_DIR", help="folder of images (recursive)"
+    )
     run.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     run.add_argument(
-        "--labeler", choices=LABELER_NAMES[:2], default="local",
+        "--labeler",
+        choices=LABELER_NAMES[:2],
+        default="local",
         help="local: offline model (needs imgpipe[local]); none: no labels (default: local)",
     )
     run.add_argument("--creator", default=None, help="creator of every input (overrides EXIF)")

@@ -73,7 +73,9 @@ class PipelineConfig:
             try:
                 converted[name] = kind(value)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"config option {name}={value!r} is not a {kind.__name__}") from exc
+                raise ValueError(
+                    f"config option {name}={value!r} is not a {kind.__name__}"
+                ) from exc
         return cls(**converted)
 
     @classmethod

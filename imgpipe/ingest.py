@@ -99,10 +99,16 @@ def build_record(
     )
 
 
-def quarantine(key: str, size: int, reason: Reason, message: str, digest: str | None = None) -> QuarantineRecord:
+def quarantine(
+    key: str, size: int, reason: Reason, message: str, digest: str | None = None
+) -> QuarantineRecord:
     """A quarantine record (pure)."""
     return QuarantineRecord(
-        key=key, size=size, reason=reason.value, message=message, checksum=digest,
+        key=key,
+        size=size,
+        reason=reason.value,
+        message=message,
+        checksum=digest,
         quarantined_at=utc_now(),
     )
 
@@ -161,7 +167,9 @@ class Ingester:
             if item.rejected is not None:
                 rejected = item.rejected
                 size = item.size if item.size is not None else len(item.data)
-                yield self._write_quarantine(quarantine(item.key, size, rejected.reason, rejected.message))
+                yield self._write_quarantine(
+                    quarantine(item.key, size, rejected.reason, rejected.message)
+                )
                 continue
             digest = checksum(item.data) if item.data else None
             if reuse and digest is not None:
@@ -190,24 +198,31 @@ class Ingester:
                 raise
             for d in batch:
                 yield self._write_quarantine(
-                    quarantine(d.item.key, len(d.item.data), Reason.LABELING_FAILED, str(exc), d.digest)
+                    quarantine(
+                        d.item.key, len(d.item.data), Reason.LABELING_FAILED, str(exc), d.digest
+                    )
                 )
             return
         for described, labels in zip(batch, label_lists, strict=True):
-            record = build_record(described.item, described.inspection, described.digest, labels, self.labeler)
+            record = build_record(
+                described.item, described.inspection, described.digest, labels, self.labeler
+            )
             yield self._write_record(record)
 
     def _write_record(self, record: ImageRecord) -> Outcome:
-        self.store.put_bytes(metadata_key(record.key), image_record_to_json(record), "application/json")
+        self.store.put_bytes(
+            metadata_key(record.key), image_record_to_json(record), "application/json"
+        )
         self._drop(quarantine_key(record.key))
         return Outcome(record.key, accepted=True)
 
     def _write_quarantine(self, record: QuarantineRecord) -> Outcome:
-        self.store.put_bytes(quarantine_key(record.key), quarantine_record_to_json(record), "application/json")
+        self.store.put_bytes(
+            quarantine_key(record.key), quarantine_record_to_json(record), "application/json"
+        )
         self._drop(metadata_key(record.key))
         return Outcome(record.key, accepted=False, reason=record.reason)
 
     def _drop(self, key: str) -> None:
         if self.remove_stale is not None and self.store.exists(key):
             self.remove_stale(key)
-

@@ -114,7 +114,7 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class QuarantineRecord:
-    """One rejected ingest object (``quarantine/<name>.json``), with a reason a person can act on."""
+    """One rejected ingest object (``quarantine/<name>.json``) with an actionable reason."""
 
     key: str
     size: int

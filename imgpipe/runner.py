@@ -87,7 +87,9 @@ def read_inputs(
             )
             continue
         target = store.path(entry.key)
-        unchanged = target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data
+        unchanged = (
+            target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data
+        )
         if not unchanged:
             store.put_bytes(entry.key, data)
         yield IngestItem(entry.key, data, creator)
@@ -132,14 +134,18 @@ def run_pipeline(
     progress = progress or ProgressReporter()
     check_paths(input_dir, out_dir)
     labeler = make_labeler(
-        labeler_name, LabelerOptions(max_labels=config.max_labels, min_confidence=config.min_confidence)
+        labeler_name,
+        LabelerOptions(max_labels=config.max_labels, min_confidence=config.min_confidence),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     store = LocalStore(out_dir)
     summary = RunSummary(run_id=new_run_id(store), labeler=labeler_name)
 
     def timed(name: str, images: int, started: float) -> None:
-        summary.stages[name] = {"seconds": round(time.perf_counter() - started, 3), "images": images}
+        summary.stages[name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "images": images,
+        }
 
     started = time.perf_counter()
     run_ingest(input_dir, store, config, labeler, creator, progress, summary)

@@ -33,7 +33,9 @@ def write_samples(target: Path) -> list[Path]:
     try:
         from skimage import data
     except ImportError as exc:
-        raise RuntimeError("the demo photos need scikit-image: pip install 'imgpipe[demo]'") from exc
+        raise RuntimeError(
+            "the demo photos need scikit-image: pip install 'imgpipe[demo]'"
+        ) from exc
     from PIL import Image
 
     written: list[Path] = []

@@ -19,7 +19,9 @@ class StorageStack(Stack):
     to an overwrite, and retained when the stack is deleted.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, settings: DeploySettings, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, settings: DeploySettings, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.log_bucket = self._build_log_bucket(settings)
         self.bucket = self._build_data_bucket(settings, self.log_bucket)

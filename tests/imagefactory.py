@@ -17,7 +17,11 @@ def photo_like(width: int, height: int, seed: int) -> Image.Image:
         fx, fy, phase = rng.uniform(0.5, 4.0), rng.uniform(0.5, 4.0), rng.uniform(0, 6.28)
         channels.append(127 + 100 * np.sin(fx * x / width * 6.28 + fy * y / height * 6.28 + phase))
     pixels = np.stack(channels, axis=-1)
-    cx, cy, r = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height, min(width, height) / 5
+    cx, cy, r = (
+        rng.uniform(0.2, 0.8) * width,
+        rng.uniform(0.2, 0.8) * height,
+        min(width, height) / 5,
+    )
     pixels[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 

@@ -10,8 +10,12 @@ import pytest
 from imgpipe.cli import main
 
 
-def test_missing_input_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--labeler", "none"])
+def test_missing_input_is_one_line_and_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--labeler", "none"]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert err.count("\n") == 1 and "not found" in err and "nope" in err
@@ -29,7 +33,9 @@ def test_file_instead_of_directory_is_one_line_and_nonzero(
     assert err.count("\n") == 1 and "not a file" in err
 
 
-def test_bad_option_value_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_option_value_is_one_line_and_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["run", str(tmp_path), "--out", str(tmp_path / "o"), "--thumbnail-size", "3"])
     err = capsys.readouterr().err
     assert code != 0
@@ -37,7 +43,9 @@ def test_bad_option_value_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.spark
-def test_empty_directory_gives_an_empty_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_directory_gives_an_empty_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     code = main(["run", str(empty), "--out", str(tmp_path / "out"), "--labeler", "none", "-q"])

@@ -35,13 +35,20 @@ QUARANTINED = {
 
 def make_collection(root: Path) -> None:
     files = {
-        "alice/a1.jpg": jpeg_bytes(photo_like(640, 480, 1), make="Canon", model="EOS 40D",
-                                   taken="2021:05:03 10:00:00"),
-        "alice/a2.jpg": jpeg_bytes(photo_like(800, 600, 2), make="Canon", model="EOS 40D",
-                                   taken="2021:05:20 11:00:00"),
+        "alice/a1.jpg": jpeg_bytes(
+            photo_like(640, 480, 1), make="Canon", model="EOS 40D", taken="2021:05:03 10:00:00"
+        ),
+        "alice/a2.jpg": jpeg_bytes(
+            photo_like(800, 600, 2), make="Canon", model="EOS 40D", taken="2021:05:20 11:00:00"
+        ),
         "bob/b1.png": png_bytes(photo_like(300, 200, 3)),
-        "bob/b2.jpg": jpeg_bytes(photo_like(500, 500, 4), make="NIKON", model="D70",
-                                 artist="Carol  \x00\x00", taken="2022:01:02 03:04:05"),
+        "bob/b2.jpg": jpeg_bytes(
+            photo_like(500, 500, 4),
+            make="NIKON",
+            model="D70",
+            artist="Carol  \x00\x00",
+            taken="2022:01:02 03:04:05",
+        ),
         "top.jpg": jpeg_bytes(photo_like(400, 300, 5)),
         "bad/empty.jpg": b"",
         "bad/page.jpg": b"<!DOCTYPE html><html><body>not a photo</body></html>",
@@ -83,7 +90,9 @@ def test_every_input_is_accepted_or_quarantined_with_its_reason(first_run) -> No
         for record in (json.loads(store.get_bytes(k)) for k in store.list_keys("quarantine/"))
     }
     assert reasons == QUARANTINED
-    report = check_nothing_lost(store, table_keys(out), rejected_before_upload=["ingest/bad/link.jpg"])
+    report = check_nothing_lost(
+        store, table_keys(out), rejected_before_upload=["ingest/bad/link.jpg"]
+    )
     assert report.ok, report
 
 
@@ -114,7 +123,10 @@ def test_table_has_one_row_per_accepted_image_with_thumbnails(first_run) -> None
         assert (out / row["thumbnail_key"]).is_file()
     # a2 and its copy share content, so they share one thumbnail
     by_key = {row["key"]: row for row in table}
-    assert by_key["ingest/alice/a2.jpg"]["thumbnail_key"] == by_key["ingest/alice/a2 copy+1%.jpg"]["thumbnail_key"]
+    assert (
+        by_key["ingest/alice/a2.jpg"]["thumbnail_key"]
+        == by_key["ingest/alice/a2 copy+1%.jpg"]["thumbnail_key"]
+    )
 
 
 def test_report_and_summary_are_written(first_run) -> None:
@@ -137,5 +149,7 @@ def test_second_run_reuses_records_and_duplicates_nothing(first_run) -> None:
     assert second.skipped_unchanged == 9
     keys = table_keys(out)
     assert sorted(keys) == sorted(ACCEPTED)
-    report = check_nothing_lost(LocalStore(out), keys, rejected_before_upload=["ingest/bad/link.jpg"])
+    report = check_nothing_lost(
+        LocalStore(out), keys, rejected_before_upload=["ingest/bad/link.jpg"]
+    )
     assert report.ok, report

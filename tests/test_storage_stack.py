@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
-from aws_cdk.assertions import Match, Template  # noqa: E402
+from aws_cdk.assertions import Match, Template
 
-from app import build_app  # noqa: E402
+from app import build_app
 
 CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 
@@ -27,9 +27,12 @@ def test_both_buckets_are_encrypted_private_and_versioned(template: Template) ->
     assert len(buckets) == 2
     for bucket in buckets.values():
         props = bucket["Properties"]
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"
-        ]["SSEAlgorithm"] == "AES256"
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+                "ServerSideEncryptionByDefault"
+            ]["SSEAlgorithm"]
+            == "AES256"
+        )
         assert props["PublicAccessBlockConfiguration"] == {
             "BlockPublicAcls": True,
             "BlockPublicPolicy": True,
@@ -64,8 +67,12 @@ def test_data_bucket_logs_access_and_expires_logs_and_old_reports(template: Temp
             "LifecycleConfiguration": {
                 "Rules": Match.array_with(
                     [
-                        Match.object_like({"Prefix": "logs/emr/", "ExpirationInDays": 30, "Status": "Enabled"}),
-                        Match.object_like({"Prefix": "reports/", "ExpirationInDays": 365, "Status": "Enabled"}),
+                        Match.object_like(
+                            {"Prefix": "logs/emr/", "ExpirationInDays": 30, "Status": "Enabled"}
+                        ),
+                        Match.object_like(
+                            {"Prefix": "reports/", "ExpirationInDays": 365, "Status": "Enabled"}
+                        ),
                     ]
                 )
             },
