@@ -1,0 +1,251 @@
+"""The process job: image records + image bytes -> JPEG thumbnails + the Parquet image table.
+
+Reads every ``metadata/**.json`` record, decodes each image once on the executors (thumbnail
+and features from the same pixels), writes thumbnails to ``processed/thumbnails/`` through
+the store and the table to ``processed/images/`` (overwritten, one row per record). An image
+that cannot be decoded keeps its row with ``process_error`` set; it never fails the job.
+
+Run on EMR Serverless as ``process.py --root s3://BUCKET [--thumbnail-size 512 ...]``; the local
+runner calls :func:`run_process` with its own session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from imgpipe.config import PipelineConfig, add_config_arguments, config_from_namespace
+from imgpipe.records import IMAGES_TABLE_PREFIX, METADATA_PREFIX, Reason, RejectedImage
+from imgpipe.records import thumbnail_key as make_thumbnail_key
+from imgpipe.store import Store, open_store
+from imgpipe.table import feature_fields, image_table_schema, record_schema
+
+LOG = logging.getLogger(__name__)
+
+APP_NAME = "imgpipe-process"
+DESCRIPTION = "Decode every recorded image once: thumbnails + the Parquet image table."
+# Decoding is ~20-50 ms per photo; 64 images keep a task around a few seconds, short enough to
+# balance across cores and cheap to retry. A later change will size partitions by bytes.
+MAX_IMAGES_PER_PARTITION = 64
+TASKS_PER_CORE = 2
+
+
+def read_records(spark: SparkSession, metadata_uri: str) -> DataFrame:
+    """Every metadata JSON record under ``metadata_uri``; an absent prefix reads as empty."""
+    reader = (
+        spark.read.schema(record_schema())
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", "*.json")
+        .option("multiLine", "true")  # records are pretty-printed, one object per file
+    )
+    try:
+        return reader.json(metadata_uri)
+    except AnalysisException as exc:
+        if exc.getCondition() != "PATH_NOT_FOUND":
+            raise
+        LOG.info("no records under %s: writing an empty image table", metadata_uri)
+        return spark.createDataFrame([], record_schema())
+
+
+def flatten_records(records: DataFrame) -> DataFrame:
+    """Records -> the table's record columns (EXIF flattened, ISO strings as timestamps).
+
+    Records without a key or checksum (unparseable JSON) cannot identify an image and are dropped.
+    """
+    return records.where(F.col("key").isNotNull() & F.col("checksum").isNotNull()).select(
+        "key",
+        "checksum",
+        "size",
+        "format",
+        "width",
+        "height",
+        "orientation",
+        "creator",
+        "creator_source",
+        F.col("exif.make").alias("camera_make"),
+        F.col("exif.model").alias("camera_model"),
+        # try_: a malformed date in one record's EXIF becomes null instead of failing the job.
+        F.try_to_timestamp("exif.datetime_original").alias("datetime_original"),
+        F.col("exif.gps.latitude").alias("gps_latitude"),
+        F.col("exif.gps.longitude").alias("gps_longitude"),
+        "labels",
+        "labeler",
+        "labeler_version",
+        F.try_to_timestamp("ingested_at").alias("ingested_at"),
+    )
+
+
+def with_features(df: DataFrame, root: str, config: PipelineConfig) -> DataFrame:
+    """Append the feature columns, decoding each image once on the executors.
+
+    Needs ``key``, ``checksum`` and ``orientation``; writes each thumbnail to the store as a
+    side effect (the only way to avoid a second decode). Arrow batches, not a row UDF.
+    """
+    schema = T.StructType([*df.schema.fields, *feature_fields()])
+    return df.mapInArrow(_feature_batches(root, config), schema)
+
+
+def to_image_table(df: DataFrame) -> DataFrame:
+    """Stamp ``processed_at`` and select exactly the image table's columns, in order."""
+    stamped = df.withColumn("processed_at", F.current_timestamp())
+    return stamped.select(*(F.col(name) for name in image_table_schema().fieldNames()))
+
+
+def partition_count(records: int, parallelism: int) -> int:
+    """Enough partitions to keep every core busy, with at most MAX_IMAGES_PER_PARTITION each."""
+    if records <= 0:
+        return 1
+    wanted = max(parallelism * TASKS_PER_CORE, math.ceil(records / MAX_IMAGES_PER_PARTITION))
+    return min(records, wanted)
+
+
+def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[str, int]:
+    """Process every record under ``root`` and overwrite ``processed/images/``.
+
+    Returns:
+        Counts: ``records`` (rows written), ``processed`` (decoded), ``failed`` (process_error).
+    """
+    store = open_store(root)
+    records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
+    partitions = partition_count(records.count(), spark.sparkContext.defaultParallelism)
+    table = to_image_table(with_features(records.repartition(partitions), root, config))
+    table_uri = store.uri(IMAGES_TABLE_PREFIX)
+    table.write.mode("overwrite").parquet(table_uri)
+    # Count from the written Parquet: counting `table` would decode every image a second time.
+    row = (
+        spark.read.parquet(table_uri)
+        .agg(F.count("*").alias("records"), F.count("process_error").alias("failed"))
+        .first()
+    )
+    total, failed = (int(row["records"]), int(row["failed"])) if row else (0, 0)
+    counts = {"records": total, "processed": total - failed, "failed": failed}
+    LOG.info("process: %s -> %s", counts, table_uri)
+    return counts
+
+
+_FEATURE_NAMES = [f.name for f in feature_fields()]
+_ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
+    T.IntegerType: pa.int32(),
+    T.DoubleType: pa.float64(),
+    T.StringType: pa.string(),
+}
+
+
+def _feature_batches(
+    root: str, config: PipelineConfig
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function; it runs on executors and opens its own store there."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import cv2
+
+        # Spark already runs one task per core; OpenCV's own thread pool would oversubscribe.
+        cv2.setNumThreads(1)
+        store = open_store(root)
+        arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
+        for batch in batches:
+            rows = [
+                _process_row(store, key, checksum, orientation, config)
+                for key, checksum, orientation in zip(
+                    batch.column("key").to_pylist(),
+                    batch.column("checksum").to_pylist(),
+                    batch.column("orientation").to_pylist(),
+                    strict=True,
+                )
+            ]
+            features = [
+                pa.array([row.get(name) for row in rows], type=arrow_type)
+                for name, arrow_type in zip(_FEATURE_NAMES, arrow_types, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(
+                [*batch.columns, *features], names=[*batch.schema.names, *_FEATURE_NAMES]
+            )
+
+    return run
+
+
+def _is_missing_object(exc: Exception) -> bool:
+    if isinstance(exc, FileNotFoundError):
+        return True
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in {"404", "NoSuchKey", "NotFound"}
+
+
+def _process_row(
+    store: Store, key: str, checksum: str, orientation: int | None, config: PipelineConfig
+) -> dict[str, Any]:
+    """Feature values of one image, or only ``process_error`` when it cannot be processed."""
+    from imgpipe.imaging import process_image
+
+    try:
+        data = store.get_bytes(key)
+    except Exception as exc:
+        if not _is_missing_object(exc):
+            raise  # access or network trouble affects every image: fail loudly, Spark retries
+        return {"process_error": f"{Reason.UNREADABLE.value}: {key} is gone from the store"}
+    try:
+        result = process_image(data, config, orientation)
+    except RejectedImage as exc:
+        return {"process_error": f"{exc.reason.value}: {exc.message}"}
+    except Exception as exc:  # one pathological file must not fail a whole collection's run
+        LOG.warning("unexpected error processing %s", key, exc_info=True)
+        return {
+            "process_error": f"{Reason.UNDECODABLE.value}: unexpected {type(exc).__name__}: {exc}"
+        }
+    thumb_key = make_thumbnail_key(checksum)
+    store.put_bytes(thumb_key, result.thumbnail, content_type="image/jpeg")
+    features = result.features
+    return {
+        "display_width": features.display_width,
+        "display_height": features.display_height,
+        "megapixels": features.megapixels,
+        "aspect": features.aspect,
+        "phash": features.phash,
+        "sharpness": features.sharpness,
+        "brightness": features.brightness,
+        "dominant_color": features.dominant_color,
+        "thumbnail_key": thumb_key,
+        "thumbnail_width": result.thumbnail_width,
+        "thumbnail_height": result.thumbnail_height,
+        "process_error": None,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The job's arguments: ``--root`` plus one option per :class:`PipelineConfig` field."""
+    parser = argparse.ArgumentParser(prog="process", description=DESCRIPTION)
+    parser.add_argument(
+        "--root", required=True, help="bucket root: s3://BUCKET, file:///abs/path or a path"
+    )
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        open_store(args.root)
+        config_from_namespace(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point on EMR Serverless: parse arguments, run, print the counts as JSON."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parse_args(argv)
+    spark = SparkSession.builder.appName(APP_NAME).getOrCreate()
+    counts = run_process(spark, args.root, config_from_namespace(args))
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
