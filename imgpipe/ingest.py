@@ -196,12 +196,21 @@ class Ingester:
         except LabelingError as exc:
             if exc.retryable:
                 raise
-            for d in batch:
-                yield self._write_quarantine(
-                    quarantine(
-                        d.item.key, len(d.item.data), Reason.LABELING_FAILED, str(exc), d.digest
-                    )
+            if len(batch) > 1:
+                # One bad image must not cost its batch-mates their labels: find it alone.
+                for described in batch:
+                    yield from self._label_and_write([described])
+                return
+            (described,) = batch
+            yield self._write_quarantine(
+                quarantine(
+                    described.item.key,
+                    len(described.item.data),
+                    Reason.LABELING_FAILED,
+                    str(exc),
+                    described.digest,
                 )
+            )
             return
         for described, labels in zip(batch, label_lists, strict=True):
             record = build_record(

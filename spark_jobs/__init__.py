@@ -1,0 +1,1 @@
+"""PySpark entry points (``process``, ``analyze``): arguments and I/O around pure transforms."""

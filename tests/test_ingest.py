@@ -1,0 +1,94 @@
+"""The ingest logic on its own: records written through a store, labeling failures isolated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from imgpipe.config import PipelineConfig
+from imgpipe.ingest import Ingester, IngestItem
+from imgpipe.labelers import ImageInput, LabelingError
+from imgpipe.records import Label
+from imgpipe.store import LocalStore
+from tests.imagefactory import jpeg_bytes, photo_like
+
+
+class PickyLabeler:
+    """Labels every image except those whose top-left pixel is pure black."""
+
+    name = "picky"
+    model_version = "1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def label(self, images: Sequence[ImageInput]) -> list[list[Label]]:
+        self.calls += 1
+        for image in images:
+            assert image.rgb is not None
+            if not image.rgb[0, 0].any():
+                raise LabelingError("InvalidImageFormatException: refused", retryable=False)
+        return [[Label("Thing", 90.0)] for _ in images]
+
+
+def dark_corner(seed: int) -> bytes:
+    image = photo_like(200, 200, seed)
+    image.paste((0, 0, 0), (0, 0, 40, 40))
+    return jpeg_bytes(image, quality=100)
+
+
+def test_one_refused_image_does_not_quarantine_its_batch(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    items = [IngestItem(f"ingest/ok{i}.jpg", jpeg_bytes(photo_like(200, 200, i))) for i in range(3)]
+    items.insert(1, IngestItem("ingest/refused.jpg", dark_corner(9)))
+    outcomes = list(Ingester(store, PipelineConfig(), PickyLabeler()).run(items))
+    assert {o.key: o.accepted for o in outcomes} == {
+        "ingest/ok0.jpg": True,
+        "ingest/refused.jpg": False,
+        "ingest/ok1.jpg": True,
+        "ingest/ok2.jpg": True,
+    }
+    record = json.loads(store.get_bytes("quarantine/refused.jpg.json"))
+    assert record["reason"] == "labeling_failed"
+    assert "InvalidImageFormatException" in record["message"]
+    assert json.loads(store.get_bytes("metadata/ok0.jpg.json"))["labels"][0]["name"] == "Thing"
+
+
+def test_retryable_labeling_error_propagates_and_writes_nothing(tmp_path: Path) -> None:
+    class Throttled(PickyLabeler):
+        def label(self, images: Sequence[ImageInput]) -> list[list[Label]]:
+            raise LabelingError("ThrottlingException", retryable=True)
+
+    store = LocalStore(tmp_path)
+    with pytest.raises(LabelingError):
+        list(
+            Ingester(store, PipelineConfig(), Throttled()).run(
+                [IngestItem("ingest/a.jpg", dark_corner(1))]
+            )
+        )
+    assert list(store.list_keys("")) == []
+
+
+def test_unchanged_content_is_not_labeled_again(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    labeler = PickyLabeler()
+    item = IngestItem("ingest/a.jpg", jpeg_bytes(photo_like(200, 200, 1)))
+    first = list(Ingester(store, PipelineConfig(), labeler).run([item]))
+    second = list(Ingester(store, PipelineConfig(), labeler).run([item]))
+    assert labeler.calls == 1
+    assert (first[0].reused, second[0].reused) == (False, True)
+
+
+def test_changed_content_replaces_a_stale_quarantine_record(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    ingester = Ingester(
+        store, PipelineConfig(), PickyLabeler(), remove_stale=lambda k: store.path(k).unlink()
+    )
+    list(ingester.run([IngestItem("ingest/a.jpg", b"not yet a photo")]))
+    assert store.exists("quarantine/a.jpg.json")
+    list(ingester.run([IngestItem("ingest/a.jpg", jpeg_bytes(photo_like(200, 200, 1)))]))
+    assert store.exists("metadata/a.jpg.json")
+    assert not store.exists("quarantine/a.jpg.json")
