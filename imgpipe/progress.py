@@ -12,6 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def _ignore(n: int = 1) -> None:
+    """Progress that nobody watches."""
+
+
 class ProgressReporter:
     """Reports stage progress to stderr; ``quiet`` silences everything but errors."""
 
@@ -29,7 +33,7 @@ class ProgressReporter:
         """A context for one stage; the yielded callable advances it by n items."""
         start = time.perf_counter()
         if self.quiet:
-            yield lambda n=1: None
+            yield _ignore
             return
         if self.console.is_terminal:
             columns = (
@@ -40,7 +44,11 @@ class ProgressReporter:
             )
             with Progress(*columns, console=self.console, transient=False) as bar:
                 task = bar.add_task(name, total=total)
-                yield lambda n=1: bar.advance(task, n)
+
+                def advance_bar(n: int = 1) -> None:
+                    bar.advance(task, n)
+
+                yield advance_bar
             return
         done = [0]
         step = max(1, (total or 0) // 10)
