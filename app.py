@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 
+from stacks.imgpipe_stack import ImgpipeStack
 from stacks.settings import DeploySettings
-from stacks.storage import StorageStack
 
 
 def build_app(context: dict[str, object] | None = None) -> cdk.App:
-    """The app with every stack; tests call this with their own context."""
+    """The app with its stack; tests call this with their own context."""
     app = cdk.App(context=context) if context is not None else cdk.App()
     settings = DeploySettings.from_context(
         {key: app.node.try_get_context(key) for key in ("imgpipe", "imgpipe:pipeline")}
     )
-    StorageStack(app, f"{settings.stack_prefix}Storage", settings)
+    ImgpipeStack(app, settings.stack_prefix, settings=settings)
     return app
 
 

@@ -12,7 +12,6 @@ Run on EMR Serverless as ``analyze.py --root s3://BUCKET --run-id RUN_ID [--top-
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import sys
@@ -26,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import tables_prefix
-from imgpipe.config import PipelineConfig, add_config_arguments, config_from_namespace
+from imgpipe.config import PipelineConfig, config_from_namespace
+from imgpipe.jobs import parse_job_args
 from imgpipe.records import IMAGES_TABLE_PREFIX, QUARANTINE_PREFIX
 from imgpipe.store import Store, open_store
 from imgpipe.table import image_table_schema, quarantine_schema
@@ -169,22 +169,12 @@ def run_analyze(
     return tables
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="analyze", description="SparkSQL analyses over processed/images -> result tables."
-    )
-    parser.add_argument("--root", required=True, help="s3://BUCKET or a local directory")
-    parser.add_argument("--run-id", required=True, help="writes reports/RUN_ID/tables/")
-    add_config_arguments(parser)
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``spark-submit`` / EMR Serverless; returns the exit code."""
     from pyspark.sql import SparkSession
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    args = parse_job_args("analyze", argv)
     config = config_from_namespace(args)
     spark = SparkSession.builder.appName("imgpipe-analyze").getOrCreate()
     tables = run_analyze(spark, args.root, args.run_id, config)

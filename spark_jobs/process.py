@@ -24,7 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from imgpipe.config import PipelineConfig, add_config_arguments, config_from_namespace
+from imgpipe.config import PipelineConfig, config_from_namespace
+from imgpipe.jobs import job_parser
 from imgpipe.records import IMAGES_TABLE_PREFIX, METADATA_PREFIX, Reason, RejectedImage
 from imgpipe.records import thumbnail_key as make_thumbnail_key
 from imgpipe.store import Store, open_store
@@ -33,7 +34,6 @@ from imgpipe.table import feature_fields, image_table_schema, record_schema
 LOG = logging.getLogger(__name__)
 
 APP_NAME = "imgpipe-process"
-DESCRIPTION = "Decode every recorded image once: thumbnails + the Parquet image table."
 # Decoding is ~20-50 ms per photo; 64 images keep a task around a few seconds, short enough to
 # balance across cores and cheap to retry. A later change will size partitions by bytes.
 MAX_IMAGES_PER_PARTITION = 64
@@ -222,12 +222,8 @@ def _process_row(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The job's arguments: ``--root`` plus one option per :class:`PipelineConfig` field."""
-    parser = argparse.ArgumentParser(prog="process", description=DESCRIPTION)
-    parser.add_argument(
-        "--root", required=True, help="bucket root: s3://BUCKET, file:///abs/path or a path"
-    )
-    add_config_arguments(parser)
+    """The job's arguments (:mod:`imgpipe.jobs`), with the root and config validated."""
+    parser = job_parser("process")
     args = parser.parse_args(argv)
     try:
         open_store(args.root)

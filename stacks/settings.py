@@ -19,6 +19,20 @@ class DeploySettings:
         emr_log_retention_days: EMR job logs older than this are expired.
         access_log_retention_days: Server access logs older than this are expired.
         noncurrent_version_days: Overwritten object versions are kept this long.
+        architecture: ``arm64`` (Graviton, ~35% cheaper per unit of work) or ``x86_64``, for
+            both the Lambda and the EMR Serverless workers; the bundled wheels follow it.
+        python_version: The Python of the Lambda runtime and EMR release (wheels target it).
+        emr_release: EMR Serverless release label; its Spark minor must match local pyspark.
+        emr_max_vcpu: Most vCPUs the EMR Serverless application may use at once.
+        emr_max_memory_gb: Most memory (GB) the application may use at once.
+        job_timeout_minutes: A Spark job running longer is cancelled.
+        lambda_memory_mb: Memory (and so CPU) of the ingest Lambda.
+        lambda_timeout_seconds: Timeout of one ingest invocation (one SQS batch).
+        ingest_batch_size: SQS messages per Lambda invocation.
+        ingest_max_concurrency: Most concurrent ingest Lambdas (caps Rekognition calls/s).
+        max_receive_count: Deliveries of a message before it moves to the dead-letter queue.
+        alarm_email: Where alarms and failed-run notifications are e-mailed ("" for none).
+        log_retention_days: Retention of the Lambda and state machine log groups.
     """
 
     stack_prefix: str = "Imgpipe"
@@ -26,6 +40,19 @@ class DeploySettings:
     emr_log_retention_days: int = 30
     access_log_retention_days: int = 90
     noncurrent_version_days: int = 30
+    architecture: str = "arm64"
+    python_version: str = "3.11"
+    emr_release: str = "emr-spark-8.0.0"
+    emr_max_vcpu: int = 32
+    emr_max_memory_gb: int = 128
+    job_timeout_minutes: int = 120
+    lambda_memory_mb: int = 1536
+    lambda_timeout_seconds: int = 120
+    ingest_batch_size: int = 10
+    ingest_max_concurrency: int = 5
+    max_receive_count: int = 5
+    alarm_email: str = ""
+    log_retention_days: int = 90
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     @classmethod
@@ -39,3 +66,18 @@ class DeploySettings:
         converted = {name: type(getattr(cls(), name))(value) for name, value in raw.items()}
         pipeline = PipelineConfig.from_mapping(context.get("imgpipe:pipeline", {}) or {})
         return cls(**converted, pipeline=pipeline)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in {"arm64", "x86_64"}:
+            raise ValueError(f"architecture must be arm64 or x86_64, not {self.architecture!r}")
+        if self.ingest_max_concurrency < 2:
+            raise ValueError("ingest_max_concurrency must be at least 2 (the SQS minimum)")
+        if not 1 <= self.ingest_batch_size <= 10:
+            raise ValueError("ingest_batch_size must be 1..10")
+        if self.lambda_timeout_seconds > 900:
+            raise ValueError("lambda_timeout_seconds must be at most 900")
+
+    @property
+    def pip_platform(self) -> str:
+        """pip's ``--platform`` for wheels that run on the target architecture."""
+        return "manylinux2014_aarch64" if self.architecture == "arm64" else "manylinux2014_x86_64"

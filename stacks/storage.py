@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -12,17 +12,15 @@ from stacks.settings import DeploySettings
 EMR_LOGS_PREFIX = "logs/emr/"
 
 
-class StorageStack(Stack):
+class Storage(Construct):
     """The data bucket and its server-access-log bucket.
 
     Encrypted at rest, TLS-only, no public access, versioned so that no upload is ever lost
     to an overwrite, and retained when the stack is deleted.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, settings: DeploySettings, **kwargs: object
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings) -> None:
+        super().__init__(scope, construct_id)
         self.log_bucket = self._build_log_bucket(settings)
         self.bucket = self._build_data_bucket(settings, self.log_bucket)
 

@@ -19,7 +19,7 @@ CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_
 @pytest.fixture(scope="module")
 def template() -> Template:
     app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("ImgpipeStorage"))  # type: ignore[arg-type]
+    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
 
 
 def test_both_buckets_are_encrypted_private_and_versioned(template: Template) -> None:
