@@ -8,7 +8,8 @@ they are truncated with an ellipsis and ``$`` is escaped so matplotlib never rea
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 import seaborn as sns
@@ -26,7 +27,8 @@ Chart = Callable[[pd.DataFrame], Figure]
 
 def short_name(value: object, limit: int = MAX_NAME_CHARS) -> str:
     """A label safe to draw: one line, at most ``limit`` characters, no mathtext."""
-    text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    missing = value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+    text = "" if missing else str(value)
     text = " ".join(text.split()) or "(empty)"
     if len(text) > limit:
         text = text[: limit - 1] + "…"
@@ -62,16 +64,16 @@ def no_data(title: str) -> Figure:
 
 
 def barh_chart(
-    names: Sequence[object],
-    values: Sequence[float],
+    names: Iterable[object],
+    values: Iterable[float],
     title: str,
     xlabel: str,
     annotations: Sequence[str] | None = None,
 ) -> Figure:
     """Horizontal bars, largest first, for named things (labels, creators, cameras...)."""
-    if len(values) == 0:
-        return no_data(title)
     names, values = list(names)[:MAX_BARS], [float(v) for v in list(values)[:MAX_BARS]]
+    if not values:
+        return no_data(title)
     fig, ax = new_figure(8.0, max(2.2, 0.38 * len(values) + 1.3))
     # Positions, not names, on the y axis: two long names truncated alike stay two bars.
     positions = list(range(len(values)))
