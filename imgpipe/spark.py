@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     """
     from pyspark.sql import SparkSession
 
+    log_config = Path(__file__).with_name("data") / "log4j2.properties"
     # Spark picks a LAN address otherwise and warns; local mode only needs loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     session = (
@@ -30,6 +32,9 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+        )
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
