@@ -21,6 +21,9 @@ QUARANTINE_PREFIX = "quarantine/"
 PROCESSED_PREFIX = "processed/"
 IMAGES_TABLE_PREFIX = "processed/images/"
 THUMBNAILS_PREFIX = "processed/thumbnails/"
+# Features computed per content checksum, one folder per process run (append-only), so a
+# re-run decodes only content it has not seen with the same processing settings.
+FEATURES_PREFIX = "processed/features/"
 REPORTS_PREFIX = "reports/"
 
 

@@ -163,8 +163,8 @@ def run_pipeline(
     with progress.stage("process"):
         started = time.perf_counter()
         counts = run_process(spark, root, config)
-        summary.processed = int(counts.get("processed", 0))
-        timed("process", summary.processed, started)
+        summary.processed = counts["processed"]
+        timed("process", counts["decoded"], started)
     with progress.stage("analyze"):
         started = time.perf_counter()
         tables = run_analyze(spark, root, summary.run_id, config)

@@ -121,6 +121,20 @@ def feature_fields() -> list[T.StructField]:
     ]
 
 
+def features_cache_schema() -> T.StructType:
+    """``processed/features/``: the kernel's output per content checksum and settings."""
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField("checksum", T.StringType(), nullable=False),
+            T.StructField("settings", T.StringType(), nullable=False),
+            *feature_fields(),
+            T.StructField("computed_at", T.TimestampType()),
+        ]
+    )
+
+
 def image_table_schema() -> T.StructType:
     """The ``processed/images/`` table: the record flattened, plus the features."""
     from pyspark.sql import types as T

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import math
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -23,17 +24,31 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from imgpipe.config import PipelineConfig, config_from_namespace
 from imgpipe.jobs import job_parser
-from imgpipe.records import IMAGES_TABLE_PREFIX, METADATA_PREFIX, Reason, RejectedImage
+from imgpipe.records import (
+    FEATURES_PREFIX,
+    IMAGES_TABLE_PREFIX,
+    METADATA_PREFIX,
+    Reason,
+    RejectedImage,
+)
 from imgpipe.records import thumbnail_key as make_thumbnail_key
 from imgpipe.store import Store, open_store
-from imgpipe.table import feature_fields, image_table_schema, record_schema
+from imgpipe.table import (
+    feature_fields,
+    features_cache_schema,
+    image_table_schema,
+    record_schema,
+)
 
 LOG = logging.getLogger(__name__)
 
 APP_NAME = "imgpipe-process"
+# Bump when the kernel's output changes, so cached features are recomputed.
+KERNEL_VERSION = 1
 # Decoding is ~20-50 ms per photo; 64 images keep a task around a few seconds, short enough to
 # balance across cores and cheap to retry. A later change will size partitions by bytes.
 MAX_IMAGES_PER_PARTITION = 64
@@ -109,26 +124,106 @@ def partition_count(records: int, parallelism: int) -> int:
     return min(records, wanted)
 
 
+def processing_settings(config: PipelineConfig) -> str:
+    """The settings that change the kernel's output: cached features are reused only on a match."""
+    return f"kernel{KERNEL_VERSION}-t{config.thumbnail_size}-q{config.thumbnail_quality}"
+
+
+def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
+    """One row per content checksum that has no cached features yet (copies decode once)."""
+    distinct = records.groupBy("checksum").agg(
+        F.min("key").alias("key"), F.first("orientation").alias("orientation")
+    )
+    return distinct.join(known.select("checksum"), on="checksum", how="left_anti").select(
+        "key", "checksum", "orientation"
+    )
+
+
+def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
+    """Kernel output -> feature-cache rows. A missing object is not cached: it may come back."""
+    cacheable = F.coalesce(~F.col("process_error").startswith(Reason.UNREADABLE.value), F.lit(True))
+    return (
+        df.where(cacheable)
+        .withColumn("settings", F.lit(settings))
+        .withColumn("computed_at", F.current_timestamp())
+        .select(*features_cache_schema().fieldNames())
+    )
+
+
+def with_cached_features(records: DataFrame, known: DataFrame) -> DataFrame:
+    """Records joined to their content's features (newest when computed twice)."""
+    newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+    features = (
+        known.withColumn("rank", F.row_number().over(newest))
+        .where(F.col("rank") == 1)
+        .select("checksum", *_FEATURE_NAMES)
+    )
+    missing = F.when(
+        F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
+        F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),
+    )
+    return records.join(features, on="checksum", how="left").withColumn(
+        "process_error", F.coalesce(F.col("process_error"), missing)
+    )
+
+
+def read_features(spark: SparkSession, features_uri: str, settings: str) -> DataFrame:
+    """Cached features for ``settings``; none yet reads as empty."""
+    schema = features_cache_schema()
+    try:
+        cached = (
+            spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(features_uri)
+        )
+    except AnalysisException as exc:
+        if exc.getCondition() != "PATH_NOT_FOUND":
+            raise
+        cached = spark.createDataFrame([], schema)
+    return cached.where(F.col("settings") == settings)
+
+
 def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[str, int]:
-    """Process every record under ``root`` and overwrite ``processed/images/``.
+    """Process new content under ``root`` and rewrite ``processed/images/``.
+
+    Only checksums without cached features (for these settings) are decoded; everything else
+    is joined from ``processed/features/``, so a re-run with no new images decodes nothing.
 
     Returns:
-        Counts: ``records`` (rows written), ``processed`` (decoded), ``failed`` (process_error).
+        Counts: ``records`` (table rows), ``processed`` (rows with features), ``failed`` (rows
+        with process_error), ``decoded`` (images decoded by this run).
     """
     store = open_store(root)
+    settings = processing_settings(config)
+    features_uri = store.uri(FEATURES_PREFIX)
     records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
-    partitions = partition_count(records.count(), spark.sparkContext.defaultParallelism)
-    table = to_image_table(with_features(records.repartition(partitions), root, config))
+    todo = pending_images(records, read_features(spark, features_uri, settings)).cache()
+    pending = todo.count()
+    if pending:
+        partitions = partition_count(pending, spark.sparkContext.defaultParallelism)
+        decoded = to_feature_rows(
+            with_features(todo.repartition(partitions), root, config), settings
+        )
+        # A folder of its own per run: appends never touch what earlier runs wrote.
+        run_folder = f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/"
+        decoded.write.mode("errorifexists").parquet(store.uri(run_folder))
+    todo.unpersist()
+    joined = with_cached_features(records, read_features(spark, features_uri, settings))
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
-    table.write.mode("overwrite").parquet(table_uri)
-    # Count from the written Parquet: counting `table` would decode every image a second time.
+    to_image_table(joined).write.mode("overwrite").parquet(table_uri)
     row = (
         spark.read.parquet(table_uri)
-        .agg(F.count("*").alias("records"), F.count("process_error").alias("failed"))
+        .agg(
+            F.count("*").alias("records"),
+            F.count("process_error").alias("failed"),
+            F.count("thumbnail_key").alias("processed"),
+        )
         .first()
     )
-    total, failed = (int(row["records"]), int(row["failed"])) if row else (0, 0)
-    counts = {"records": total, "processed": total - failed, "failed": failed}
+    counts = {
+        "records": int(row["records"]) if row else 0,
+        "processed": int(row["processed"]) if row else 0,
+        "failed": int(row["failed"]) if row else 0,
+        "decoded": pending,
+    }
     LOG.info("process: %s -> %s", counts, table_uri)
     return counts
 
