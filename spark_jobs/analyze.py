@@ -119,6 +119,10 @@ def register_views(spark: SparkSession, images: DataFrame, quarantine: DataFrame
     quarantine.createOrReplaceTempView("quarantine")
     for name in VIEWS:
         spark.sql(query_text(name)).createOrReplaceTempView(name)
+    # Every analysis reads these views: cache them (lazily, on first use) so the files are
+    # listed and parsed once per run, not once per query.
+    for name in ("images", "quarantine", *VIEWS):
+        spark.catalog.cacheTable(name)
 
 
 def run_query(spark: SparkSession, name: str, params: Mapping[str, Any]) -> DataFrame:
@@ -164,7 +168,11 @@ def run_analyze(
     store = open_store(root)
     register_views(spark, load_images(spark, store), load_quarantine(spark, store))
     params = query_parameters(config)
-    tables = {name: run_query(spark, name, params).toPandas() for name in ANALYSES}
+    try:
+        tables = {name: run_query(spark, name, params).toPandas() for name in ANALYSES}
+    finally:
+        for name in ("images", "quarantine", *VIEWS):
+            spark.catalog.uncacheTable(name)
     write_tables(store, run_id, tables)
     return tables
 
