@@ -1,4 +1,19 @@
-"""The bucket that holds everything (``ingest/``, ``metadata/``, ``quarantine/``...)."""
+"""The bucket that holds everything, laid out by prefix.
+
+==================  =======================================  ===============================
+prefix              written by                               read by
+==================  =======================================  ===============================
+``ingest/``         users (uploads; never rewritten)         ingest Lambda, process job
+``metadata/``       ingest Lambda (one record per image)     process job
+``quarantine/``     ingest Lambda (one per rejected object)  analyze job
+``processed/``      process job (thumbnails, Parquet table)  analyze job, Athena
+``reports/``        analyze and report jobs                  users
+``logs/emr/``       EMR Serverless (job logs, expired)       operators
+``athena-results/`` the Athena workgroup (query results)     Athena users
+==================  =======================================  ===============================
+
+Only ``ingest/`` triggers the pipeline, and nothing the pipeline writes goes there (no loop).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,8 @@ from imgpipe.records import REPORTS_PREFIX
 from stacks.settings import DeploySettings
 
 EMR_LOGS_PREFIX = "logs/emr/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+ATHENA_RESULTS_DAYS = 7
 
 
 class Storage(Construct):
@@ -64,6 +81,12 @@ class Storage(Construct):
                     id="expire-old-reports",
                     prefix=REPORTS_PREFIX,
                     expiration=Duration.days(settings.report_retention_days),
+                ),
+                s3.LifecycleRule(
+                    # Query results are throw-away: the queries can be run again.
+                    id="expire-athena-results",
+                    prefix=ATHENA_RESULTS_PREFIX,
+                    expiration=Duration.days(ATHENA_RESULTS_DAYS),
                 ),
                 s3.LifecycleRule(
                     id="expire-noncurrent-versions",

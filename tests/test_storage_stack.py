@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,10 @@ CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_
 
 
 @pytest.fixture(scope="module")
-def template() -> Template:
+def template() -> Iterator[Template]:
     app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+    yield Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+    shutil.rmtree(app.outdir, ignore_errors=True)  # a temporary dir holding the bundles
 
 
 def test_both_buckets_are_encrypted_private_and_versioned(template: Template) -> None:
@@ -76,6 +79,16 @@ def test_data_bucket_logs_access_and_expires_logs_and_old_reports(template: Temp
                     ]
                 )
             },
+        },
+    )
+
+
+def test_data_bucket_is_tagged_with_the_project(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "Tags": Match.array_with([{"Key": "project", "Value": "imgpipe"}]),
+            "LoggingConfiguration": Match.any_value(),
         },
     )
 
