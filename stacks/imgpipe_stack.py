@@ -6,9 +6,10 @@ reference each other, and across stacks those references would form a dependency
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
+from stacks.acknowledgements import acknowledge_findings
 from stacks.catalog import Catalog
 from stacks.ingest import Ingest
 from stacks.observability import Observability
@@ -22,6 +23,7 @@ OUTPUT_BUCKET = "BucketName"
 OUTPUT_STATE_MACHINE = "StateMachineArn"
 OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
 OUTPUT_DEAD_LETTER_QUEUE = "DeadLetterQueueUrl"
+PROJECT_TAG = ("project", "imgpipe")
 
 
 class ImgpipeStack(Stack):
@@ -31,6 +33,8 @@ class ImgpipeStack(Stack):
         self, scope: Construct, construct_id: str, *, settings: DeploySettings, **kwargs: object
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        # On every taggable resource: cost allocation and "what is this?" in the console.
+        Tags.of(self).add(*PROJECT_TAG)
         storage = Storage(self, "Storage", settings=settings)
         ingest = Ingest(self, "Ingest", settings=settings, bucket=storage.bucket)
         processing = Processing(self, "Processing", settings=settings, bucket=storage.bucket)
@@ -46,3 +50,6 @@ class ImgpipeStack(Stack):
         CfnOutput(self, OUTPUT_STATE_MACHINE, value=orchestration.state_machine.state_machine_arn)
         CfnOutput(self, OUTPUT_INGEST_QUEUE, value=ingest.queue.queue_url)
         CfnOutput(self, OUTPUT_DEAD_LETTER_QUEUE, value=ingest.dead_letter_queue.queue_url)
+        acknowledge_findings(
+            self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
+        )

@@ -1,0 +1,293 @@
+"""The state machine, its role and the notification topic, asserted on the template."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aws_cdk")
+
+from aws_cdk.assertions import Match, Template
+
+from app import build_app
+
+CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
+JOB_STATES = ("Process", "Analyze", "Report")
+SERVICE_ERRORS = ["EmrServerless.ThrottlingException", "EmrServerless.InternalServerException"]
+
+
+def _placeholder(value: Any) -> str:
+    """A JSON- and intrinsic-safe stand-in for a CloudFormation expression in the definition."""
+    if "Ref" in value:
+        return f"@Ref:{value['Ref']}@"
+    if "Fn::GetAtt" in value:
+        return f"@GetAtt:{'.'.join(value['Fn::GetAtt'])}@"
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", r"@Ref:\1@", value["Fn::Sub"])
+    raise AssertionError(f"unexpected expression in the definition: {value}")
+
+
+def state_machine_definition(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The ASL of the template's one state machine, with Refs/GetAtts as ``@Ref:Id@`` text."""
+    machines = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(machines) == 1
+    definition = machines[0]["Properties"]["DefinitionString"]
+    if isinstance(definition, str):
+        return dict(json.loads(definition))
+    separator, parts = definition["Fn::Join"]
+    text = separator.join(p if isinstance(p, str) else _placeholder(p) for p in parts)
+    return dict(json.loads(text))
+
+
+_INTRINSIC_ITEM = re.compile(r"\s*(?:'((?:[^'\\]|\\.)*)'|(\$\$?[\w.]*))\s*(?:,|$)")
+
+
+def parse_states_array(expression: str, context: dict[str, str]) -> list[str]:
+    """Evaluate ``States.Array('lit', $$.Path, ...)``: literals unescaped, paths from context."""
+    match = re.fullmatch(r"States\.Array\((.*)\)", expression, flags=re.DOTALL)
+    assert match, f"not a States.Array expression: {expression}"
+    body, values, position = match.group(1), [], 0
+    while position < len(body):
+        item = _INTRINSIC_ITEM.match(body, position)
+        assert item and item.end() > position, f"cannot parse {body[position:]!r}"
+        literal, path = item.groups()
+        values.append(re.sub(r"\\(.)", r"\1", literal) if literal is not None else context[path])
+        position = item.end()
+    return values
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    app = build_app(CONTEXT)
+    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def definition(template: Template) -> dict[str, Any]:
+    return state_machine_definition(template.to_json())
+
+
+def data_bucket_id(template: Template) -> str:
+    """The logical id of the data bucket (the one that logs its access)."""
+    buckets = template.find_resources(
+        "AWS::S3::Bucket", {"Properties": {"LoggingConfiguration": Match.any_value()}}
+    )
+    assert len(buckets) == 1
+    return next(iter(buckets))
+
+
+def test_runs_process_then_analyze_then_report_then_returns_the_report(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    assert definition["StartAt"] == "Process"
+    assert states["Process"]["Next"] == "Analyze"
+    assert states["Analyze"]["Next"] == "Report"
+    assert states["Report"]["Next"] == "Report ready"
+    assert states["Report ready"]["End"] is True
+
+
+def test_each_job_is_an_awaited_emr_serverless_run_with_a_fresh_client_token(
+    definition: dict[str, Any], template: Template
+) -> None:
+    application = next(iter(template.find_resources("AWS::EMRServerless::Application")))
+    for name in JOB_STATES:
+        state = definition["States"][name]
+        params = state["Parameters"]
+        assert state["Resource"] == "arn:aws:states:::emr-serverless:startJobRun.sync"
+        assert params["ApplicationId"] == f"@GetAtt:{application}.ApplicationId@"
+        assert params["ExecutionRoleArn"].startswith("@GetAtt:ProcessingJobRole")
+        assert params["ClientToken.$"] == "States.UUID()"
+        assert params["ExecutionTimeoutMinutes"] == 120
+        assert params["ConfigurationOverrides"]["MonitoringConfiguration"][
+            "S3MonitoringConfiguration"
+        ]["LogUri"].endswith("/logs/emr/")
+        assert "$$.Execution.Name" in params["Name.$"]
+
+
+def test_jobs_retry_service_errors_with_jittered_backoff_but_not_failed_spark_jobs(
+    definition: dict[str, Any],
+) -> None:
+    for name in JOB_STATES:
+        (retry,) = definition["States"][name]["Retry"]
+        assert retry == {
+            "ErrorEquals": SERVICE_ERRORS,
+            "IntervalSeconds": 30,
+            "BackoffRate": 2,
+            "MaxAttempts": 3,
+            "JitterStrategy": "FULL",
+        }
+
+
+def test_a_failure_in_any_job_notifies_with_the_step_name_then_fails(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    for name in JOB_STATES:
+        (catch,) = states[name]["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"]
+        assert catch["ResultPath"] == "$.error"
+        recorder = states[catch["Next"]]
+        assert recorder["Result"] == name
+        assert recorder["ResultPath"] == "$.failed_step"
+        assert recorder["Next"] == "Notify failure"
+    notify = states["Notify failure"]
+    assert notify["Resource"].endswith(":states:::sns:publish")
+    message = notify["Parameters"]["Message.$"]
+    for path in ("$.failed_step", "$.error.Error", "$.error.Cause", "$$.Execution.Name"):
+        assert path in message
+    assert notify["ResultPath"] is None  # keep $.error for the Fail state
+    fail = states[notify["Next"]]
+    assert fail == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_success_output_names_the_run_and_its_report(
+    definition: dict[str, Any], template: Template
+) -> None:
+    params = definition["States"]["Report ready"]["Parameters"]
+    assert params["run_id.$"] == "$$.Execution.Name"
+    bucket = data_bucket_id(template)
+    assert params["report_uri.$"] == (
+        f"States.Format('s3://@Ref:{bucket}@/reports/{{}}/index.html', $$.Execution.Name)"
+    )
+
+
+def test_state_machine_is_standard_traced_and_logs_everything(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": Match.string_like_regexp("^/aws/vendedlogs/states/"),
+            "RetentionInDays": 90,
+        },
+    )
+
+
+def _role_statements(template: Template) -> list[dict[str, Any]]:
+    policies = template.find_resources(
+        "AWS::IAM::Policy",
+        {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("OrchestrationPipelineRole")}]}},
+    )
+    assert len(policies) == 1
+    (policy,) = policies.values()
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def _statement(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    (found,) = [
+        s
+        for s in statements
+        if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    return found
+
+
+def test_role_may_run_jobs_only_on_its_application_and_pass_only_the_job_role(
+    template: Template,
+) -> None:
+    statements = _role_statements(template)
+    start = json.dumps(_statement(statements, "emr-serverless:StartJobRun")["Resource"])
+    assert "ProcessingApplication" in start and "jobruns" not in start and "*" not in start
+    poll = _statement(statements, "emr-serverless:GetJobRun")
+    assert set(poll["Action"]) == {"emr-serverless:GetJobRun", "emr-serverless:CancelJobRun"}
+    assert json.dumps(poll["Resource"]).endswith('"/jobruns/*"]]}')
+    pass_role = _statement(statements, "iam:PassRole")
+    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("ProcessingJobRole")
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}
+    }
+    events = _statement(statements, "events:PutRule")
+    assert set(events["Action"]) == {"events:PutTargets", "events:PutRule", "events:DescribeRule"}
+    assert json.dumps(events["Resource"]).endswith(
+        ':rule/StepFunctionsGetEventsForEMRServerlessJobRule"]]}'
+    )
+
+
+def test_role_may_publish_only_to_the_topic_with_its_key(template: Template) -> None:
+    statements = _role_statements(template)
+    topic = next(iter(template.find_resources("AWS::SNS::Topic")))
+    assert _statement(statements, "sns:Publish")["Resource"] == {"Ref": topic}
+    key = _statement(statements, "kms:GenerateDataKey")
+    assert key["Resource"]["Fn::GetAtt"][0].startswith("OrchestrationTopicKey")
+
+
+def test_topic_is_encrypted_with_a_rotated_key_and_refuses_plain_http(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [Match.any_value(), "Arn"]}}
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "sns:Publish",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_cloudwatch_alarms_may_use_the_topic_key(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_no_subscription_without_an_alarm_email(template: Template) -> None:
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+
+
+def test_alarm_email_is_subscribed_to_the_topic() -> None:
+    context = {**CONTEXT, "imgpipe": {**CONTEXT["imgpipe"], "alarm_email": "ops@example.com"}}
+    stack = build_app(context).node.find_child("Imgpipe")
+    Template.from_stack(stack).has_resource_properties(  # type: ignore[arg-type]
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--root", "s3://b"], ["it's", "{braces}", "back\\slash", "$.not-a-path"]],
+)
+def test_job_arguments_survive_the_intrinsic_array_unchanged(arguments: list[str]) -> None:
+    from stacks.orchestration import arguments_expression
+
+    expression = arguments_expression([*arguments, "RUN"], "RUN")
+    assert parse_states_array(expression, {"$$.Execution.Name": "run-7"}) == [*arguments, "run-7"]
