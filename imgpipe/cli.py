@@ -45,11 +45,44 @@ def build_parser() -> argparse.ArgumentParser:
         "samples", help="write the demo photos (from scikit-image) into a folder"
     )
     samples.add_argument("target", type=Path, metavar="DIR")
+    add_aws_commands(commands)
     return parser
+
+
+def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``imgpipe aws upload|run|report``: operate the deployed pipeline."""
+    aws = commands.add_parser(
+        "aws",
+        help="operate the pipeline deployed to AWS (upload, run, report)",
+        description="Operate the deployed pipeline; the bucket and state machine are read "
+        "from the CloudFormation stack's outputs.",
+    )
+    aws_commands = aws.add_subparsers(dest="aws_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", default="Imgpipe", help="stack name (default: Imgpipe)")
+    common.add_argument("--region", default=None, help="AWS region (default: your AWS config)")
+    upload = aws_commands.add_parser(
+        "upload", parents=[common], help="upload a folder of images to ingest/ (skips unchanged)"
+    )
+    upload.add_argument("directory", type=Path, metavar="DIR")
+    upload.add_argument("--creator", default=None, help="creator of every file (S3 metadata)")
+    run = aws_commands.add_parser(
+        "run", parents=[common], help="start a pipeline execution (process, analyze, report)"
+    )
+    run.add_argument("--wait", action="store_true", help="follow it and print the report URI")
+    report = aws_commands.add_parser(
+        "report", parents=[common], help="print (or download) the newest report"
+    )
+    report.add_argument("--run-id", default=None, help="a given run instead of the newest")
+    report.add_argument(
+        "--download", type=Path, default=None, metavar="DIR", help="copy it here to open offline"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "aws":
+        return _aws(args)
     try:
         if args.command == "samples":
             from imgpipe.samples import write_samples
@@ -78,6 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"report: {args.out / summary.report}")
     return 0
+
+
+def _aws(args: argparse.Namespace) -> int:
+    from imgpipe import aws_ops  # boto3 loads only for the aws commands
+
+    try:
+        return aws_ops.main(args)
+    except aws_ops.RunFailed as exc:
+        print(f"imgpipe: run failed: {exc}", file=sys.stderr)
+        return 1
+    except aws_ops.OpsError as exc:
+        print(f"imgpipe: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ class IngestItem:
     """One object to ingest: its key under ``ingest/``, its bytes and the uploader's creator.
 
     ``rejected`` carries a rejection found before the bytes could be read (a symlink, an
-    unreadable file); ``size`` is then the size as listed.
+    unreadable file); ``size`` is then the size as listed. ``size`` is also set when ``data``
+    holds only the start of the object (the Lambda reads headers with a ranged GET).
     """
 
     key: str
@@ -83,7 +84,7 @@ def build_record(
     )
     return ImageRecord(
         key=item.key,
-        size=len(item.data),
+        size=item.size if item.size is not None else len(item.data),
         checksum=digest,
         format=inspection.format,
         width=inspection.width,
@@ -136,6 +137,20 @@ def previous_outcome(store: Store, key: str, digest: str, labeler: Labeler) -> O
         if old.get("checksum") == digest:
             return Outcome(key, accepted=False, reason=old.get("reason"), reused=True)
     return None
+
+
+def write_record(store: Store, record: ImageRecord) -> Outcome:
+    """Write an image record at its ``metadata/`` key."""
+    store.put_bytes(metadata_key(record.key), image_record_to_json(record), "application/json")
+    return Outcome(record.key, accepted=True)
+
+
+def write_quarantine(store: Store, record: QuarantineRecord) -> Outcome:
+    """Write a quarantine record at its ``quarantine/`` key."""
+    store.put_bytes(
+        quarantine_key(record.key), quarantine_record_to_json(record), "application/json"
+    )
+    return Outcome(record.key, accepted=False, reason=record.reason)
 
 
 class Ingester:
@@ -219,18 +234,14 @@ class Ingester:
             yield self._write_record(record)
 
     def _write_record(self, record: ImageRecord) -> Outcome:
-        self.store.put_bytes(
-            metadata_key(record.key), image_record_to_json(record), "application/json"
-        )
+        outcome = write_record(self.store, record)
         self._drop(quarantine_key(record.key))
-        return Outcome(record.key, accepted=True)
+        return outcome
 
     def _write_quarantine(self, record: QuarantineRecord) -> Outcome:
-        self.store.put_bytes(
-            quarantine_key(record.key), quarantine_record_to_json(record), "application/json"
-        )
+        outcome = write_quarantine(self.store, record)
         self._drop(metadata_key(record.key))
-        return Outcome(record.key, accepted=False, reason=record.reason)
+        return outcome
 
     def _drop(self, key: str) -> None:
         if self.remove_stale is not None and self.store.exists(key):

@@ -25,6 +25,7 @@ from imgpipe.exif import clean_text, read_exif, read_xmp_creator, resolve_creato
 from imgpipe.records import Exif, Reason, RejectedImage
 
 __all__ = [
+    "IncompleteHeader",
     "Inspection",
     "checksum",
     "clean_text",
@@ -128,32 +129,44 @@ class Inspection:
     mode: str
 
 
-def inspect_image(data: bytes, config: PipelineConfig) -> Inspection:
+class IncompleteHeader(Exception):
+    """The first bytes of an object end before its header does: read more and try again."""
+
+
+def inspect_image(data: bytes, config: PipelineConfig, total_size: int | None = None) -> Inspection:
     """Validate an upload from its header and describe it, without decoding pixels.
 
     Args:
-        data: The whole object.
+        data: The whole object, or its first bytes when ``total_size`` says it is longer.
         config: Supplies ``min_side``, ``max_side``, ``max_pixels`` and ``max_bytes``.
+        total_size: The size of the whole object when ``data`` is only its start (a ranged
+            GET): the size limit applies to it, and a header cut off at the end of ``data``
+            raises :class:`IncompleteHeader` instead of rejecting the image as truncated.
 
     Raises:
         RejectedImage: With the reason code for quarantine (see :class:`Reason`).
+        IncompleteHeader: Only when ``data`` is a prefix and holds too little of the header.
     """
-    if not data:
+    size = len(data) if total_size is None else max(total_size, len(data))
+    partial = size > len(data)
+    if size == 0:
         raise RejectedImage(Reason.EMPTY_FILE, "the file is empty (0 bytes); upload it again")
+    if partial and len(data) < 64:  # too little to sniff the format (or HEIF brands) from
+        raise IncompleteHeader(f"{len(data)} of {size} bytes are not enough to sniff a format")
     fmt = sniff_format(data[:64])
     if fmt is None:
         raise _not_a_supported_image(data[:512])
-    if len(data) > config.max_bytes:
+    if size > config.max_bytes:
         raise RejectedImage(
             Reason.TOO_LARGE,
-            f"the file is {_bytes(len(data))}, above the {_bytes(config.max_bytes)}"
+            f"the file is {_bytes(size)}, above the {_bytes(config.max_bytes)}"
             " limit; compress or downscale it before upload",
         )
     # Warnings here are about the input (corrupt EXIF, PIL's own bomb threshold), not the code.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with _open_header(data, fmt) as img:
+            with _open_header(data, fmt, partial) as img:
                 _check_dimensions(*img.size, config)
                 frames = _frame_count(img)
                 exif, orientation = read_exif(img)
@@ -211,18 +224,20 @@ def _unsupported(what: str) -> RejectedImage:
     )
 
 
-def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
+def _open_header(data: bytes, fmt: str, partial: bool = False) -> ImageFile.ImageFile:
     """Parse the header with the plugin for the sniffed format (lazy: no pixels decoded).
 
     The plugin is called directly rather than through ``Image.open`` because ``open``
     applies Pillow's process-wide ``MAX_IMAGE_PIXELS`` before we can apply the configured
     cap, and hides the parse error that tells a cut-off header from a corrupt one.
+    ``partial`` says ``data`` is only the start of the object, so a cut-off header means
+    "read more" (:class:`IncompleteHeader`), not an interrupted upload.
     """
     available = _available_plugins(fmt)
     plugins = [p for p in available if _accepts(p, data[:16])]
     if not plugins:
         if available and _HEADER_CUT_OFF[fmt](data):
-            raise _truncated(fmt, len(data))
+            raise _cut_off(fmt, len(data), partial)
         missing = " (pillow-heif is not installed)" if not _register_decoders() else ""
         raise _unsupported(f"no installed decoder reads this {fmt} file{missing}")
     failure: Exception | None = None
@@ -235,11 +250,17 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
             logger.debug("%s header parse by %s failed: %r", fmt, plugin, exc)
             failure = exc
     if _HEADER_CUT_OFF[fmt](data):
-        raise _truncated(fmt, len(data)) from failure
+        raise _cut_off(fmt, len(data), partial) from failure
     raise RejectedImage(
         Reason.UNDECODABLE,
         f"the {fmt} header is corrupt ({failure}); re-export the image from its source",
     ) from failure
+
+
+def _cut_off(fmt: str, size: int, partial: bool) -> Exception:
+    if partial:
+        return IncompleteHeader(f"the {fmt} header goes on past the first {size} bytes")
+    return _truncated(fmt, size)
 
 
 def _truncated(fmt: str, size: int) -> RejectedImage:
