@@ -9,6 +9,7 @@ the queue's ``maxReceiveCount``, goes to the dead-letter queue.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -25,7 +26,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from imgpipe.cloud_ingest import CloudIngester, IngestEnvironment, ObjectResult
 
 logger = Logger()
-metrics = Metrics(namespace="Imgpipe")
+# The stack sets POWERTOOLS_METRICS_NAMESPACE; the default keeps a bare run publishing too.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
 tracer = Tracer()
 # Even when every message fails, answer with batchItemFailures rather than an error: SQS
 # then retries exactly those messages, and the invocation's metrics are still published.
