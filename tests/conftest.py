@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
     from pyspark.sql import SparkSession
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +34,22 @@ def spark() -> Iterator[SparkSession]:
     session = local_session("imgpipe-tests", cores="2")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    """The CDK context of ``cdk.json``, as ``cdk synth`` reads it."""
+    return dict(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+
+
+@pytest.fixture(scope="session")
+def imgpipe_template(cdk_context: dict[str, Any]) -> Iterator[Template]:
+    """The synthesized stack with the default settings, built once for every test reading it."""
+    pytest.importorskip("aws_cdk")
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+
+    app = build_app(cdk_context)
+    yield Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+    shutil.rmtree(app.outdir, ignore_errors=True)  # a temporary folder holding the bundles

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,17 +12,13 @@ pytest.importorskip("aws_cdk")
 from aws_cdk.assertions import Match, Template
 from pyspark.sql import types as T
 
-from app import build_app
 from imgpipe.table import image_table_schema
 from stacks.catalog import hive_type, saved_queries
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
-
 
 @pytest.fixture(scope="module")
-def template() -> Template:
-    app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+def template(imgpipe_template: Template) -> Template:
+    return imgpipe_template
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +11,10 @@ pytest.importorskip("aws_cdk")
 
 from aws_cdk.assertions import Template
 
-from app import build_app
-
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
-
 
 @pytest.fixture(scope="module")
-def template() -> Template:
-    app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+def template(imgpipe_template: Template) -> Template:
+    return imgpipe_template
 
 
 def _logical_id(template: Template, kind: str, fragment: str) -> str:

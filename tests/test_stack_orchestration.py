@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from aws_cdk.assertions import Match, Template
 
 from app import build_app
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 JOB_STATES = ("Process", "Analyze", "Report")
 SERVICE_ERRORS = ["EmrServerless.ThrottlingException", "EmrServerless.InternalServerException"]
 
@@ -64,9 +62,8 @@ def parse_states_array(expression: str, context: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def template() -> Template:
-    app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+def template(imgpipe_template: Template) -> Template:
+    return imgpipe_template
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +271,9 @@ def test_no_subscription_without_an_alarm_email(template: Template) -> None:
     template.resource_count_is("AWS::SNS::Subscription", 0)
 
 
-def test_alarm_email_is_subscribed_to_the_topic() -> None:
-    context = {**CONTEXT, "imgpipe": {**CONTEXT["imgpipe"], "alarm_email": "ops@example.com"}}
+def test_alarm_email_is_subscribed_to_the_topic(cdk_context: dict[str, Any]) -> None:
+    settings = {**cdk_context["imgpipe"], "alarm_email": "ops@example.com"}
+    context = {**cdk_context, "imgpipe": settings}
     stack = build_app(context).node.find_child("Imgpipe")
     Template.from_stack(stack).has_resource_properties(  # type: ignore[arg-type]
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}

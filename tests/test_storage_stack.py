@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("aws_cdk")
@@ -15,14 +10,10 @@ from aws_cdk.assertions import Match, Template
 
 from app import build_app
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
-
 
 @pytest.fixture(scope="module")
-def template() -> Iterator[Template]:
-    app = build_app(CONTEXT)
-    yield Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
-    shutil.rmtree(app.outdir, ignore_errors=True)  # a temporary dir holding the bundles
+def template(imgpipe_template: Template) -> Template:
+    return imgpipe_template
 
 
 def test_both_buckets_are_encrypted_private_and_versioned(template: Template) -> None:
@@ -59,7 +50,9 @@ def test_buckets_deny_requests_without_tls(template: Template) -> None:
         )
 
 
-def test_data_bucket_logs_access_and_expires_logs_and_old_reports(template: Template) -> None:
+def test_data_bucket_logs_access_and_expires_logs_reports_and_query_results(
+    template: Template,
+) -> None:
     template.has_resource_properties(
         "AWS::S3::Bucket",
         {
@@ -75,6 +68,13 @@ def test_data_bucket_logs_access_and_expires_logs_and_old_reports(template: Temp
                         ),
                         Match.object_like(
                             {"Prefix": "reports/", "ExpirationInDays": 365, "Status": "Enabled"}
+                        ),
+                        Match.object_like(
+                            {
+                                "Prefix": "athena-results/",
+                                "ExpirationInDays": 7,
+                                "Status": "Enabled",
+                            }
                         ),
                     ]
                 )
