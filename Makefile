@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_PHOTOS ?= demo-photos
 DEMO_OUT ?= demo-out
+# checkov pins old boto3/packaging releases, so it lives in a tool venv of its own.
+TOOLS ?= .venv-tools
+CHECKOV_VERSION ?= 3.3.30
 
 .PHONY: demo test lint typecheck unit setup clean
 
@@ -20,6 +23,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
+$(TOOLS)/bin/checkov:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe samples $(DEMO_PHOTOS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe run $(DEMO_PHOTOS) --out $(DEMO_OUT)
@@ -31,10 +38,10 @@ lint: setup
 typecheck: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py
 
-unit: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+unit: setup $(TOOLS)/bin/checkov
+	CHECKOV="$(CURDIR)/$(TOOLS)/bin/checkov" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(DEMO_PHOTOS) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(DEMO_PHOTOS) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

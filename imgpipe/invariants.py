@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from imgpipe.records import (
@@ -13,6 +14,7 @@ from imgpipe.records import (
     metadata_key,
     quarantine_key,
 )
+from imgpipe.s3_events import is_ingest_key
 from imgpipe.store import Store
 
 
@@ -26,16 +28,38 @@ class InvariantReport:
     missing_from_table: list[str] = field(default_factory=list)
     duplicated_in_table: list[str] = field(default_factory=list)
     not_accepted_in_table: list[str] = field(default_factory=list)
+    modified_originals: list[str] = field(default_factory=list)  # bytes differ from before
+    deleted_originals: list[str] = field(default_factory=list)  # gone from ingest/
 
     @property
     def ok(self) -> bool:
+        """Whether the invariant holds (nothing in any list)."""
         return not any(self.__dict__.values())
+
+
+def sha256_hex(data: bytes) -> str:
+    """The hex SHA-256 of ``data``: the fingerprint :func:`fingerprint_originals` records."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint_originals(store: Store, prefix: str = INGEST_PREFIX) -> dict[str, str]:
+    """Every object under ``prefix`` mapped to its SHA-256, to take before a run.
+
+    Pass the result as ``originals`` to :func:`check_nothing_lost` after the run to prove
+    that no upload was modified or deleted.
+    """
+    return {
+        key: sha256_hex(store.get_bytes(key))
+        for key in store.list_keys(prefix)
+        if is_ingest_key(key)
+    }
 
 
 def check_nothing_lost(
     store: Store,
     table_keys: Iterable[str] | None = None,
     rejected_before_upload: Iterable[str] = (),
+    originals: Mapping[str, str] | None = None,
 ) -> InvariantReport:
     """Check that every ingest object ended in exactly one of metadata or quarantine.
 
@@ -45,9 +69,13 @@ def check_nothing_lost(
             given, every accepted image must be in it exactly once and nothing else may be.
         rejected_before_upload: Keys quarantined without an ingest object (a local symlink
             is never copied), which are not orphans.
+        originals: ``key -> sha256 hex`` of the ingest objects taken before the run (see
+            :func:`fingerprint_originals`); when given, every one must still exist under
+            its key with the same bytes (the pipeline never rewrites or deletes uploads).
     """
     report = InvariantReport()
-    ingest = set(store.list_keys(INGEST_PREFIX))
+    # A console "folder" placeholder (a key ending in "/") is not an upload: no record is due.
+    ingest = {k for k in store.list_keys(INGEST_PREFIX) if is_ingest_key(k)}
     accepted = {k for k in store.list_keys(METADATA_PREFIX) if k.endswith(".json")}
     quarantined = {k for k in store.list_keys(QUARANTINE_PREFIX) if k.endswith(".json")}
     allowed_orphans = set(rejected_before_upload)
@@ -69,4 +97,9 @@ def check_nothing_lost(
         report.missing_from_table = sorted(accepted_keys - set(counts))
         report.duplicated_in_table = sorted(k for k, n in counts.items() if n > 1)
         report.not_accepted_in_table = sorted(set(counts) - accepted_keys)
+    for key, digest in sorted((originals or {}).items()):
+        if key not in ingest:
+            report.deleted_originals.append(key)
+        elif sha256_hex(store.get_bytes(key)) != digest:
+            report.modified_originals.append(key)
     return report

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks.acknowledgements import acknowledge_findings
 from stacks.catalog import Catalog
+from stacks.checkov_skips import skip_checkov_findings
 from stacks.ingest import Ingest
 from stacks.observability import Observability
 from stacks.orchestration import Orchestration
@@ -53,3 +54,4 @@ class ImgpipeStack(Stack):
         acknowledge_findings(
             self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
         )
+        skip_checkov_findings(self)
