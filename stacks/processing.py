@@ -198,6 +198,9 @@ class Processing(Construct):
             "spark.sql.files.maxPartitionBytes": "32m",
             # No Glue Data Catalog (EMR Serverless's default metastore): the jobs use paths.
             "spark.sql.catalogImplementation": "in-memory",
+            # An Arrow batch of the process job is seconds of decoding at 64 images; the
+            # default of 10,000 records would hold a task's results until its last image.
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
         }
         return ["--py-files", self._code.s3_object_url] + [
             part for name, value in confs.items() for part in ("--conf", f"{name}={value}")

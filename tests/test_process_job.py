@@ -231,3 +231,30 @@ def test_partitions_keep_cores_busy_without_empty_tasks(
     records: int, cores: int, expected: int
 ) -> None:
     assert partition_count(records, cores) == expected
+
+
+@pytest.mark.parametrize(
+    ("records", "total_bytes", "expected"),
+    [
+        (48, 48 * 3_000_000, 4),  # 144 MB of photos: 3 x 64 MiB, but at least 2 tasks per core
+        (400, 400 * 3_000_000, 18),  # 1.2 GB: ceil(1.2e9 / 64 MiB) = 18 tasks of ~22 photos
+        (10_000, 10_000 * 60_000, 9),  # 600 MB of small images: 9 tasks, not 157 of 64 each
+        (3, 3 * 50_000_000, 3),  # never more tasks than images
+    ],
+)
+def test_partitions_are_sized_by_compressed_bytes(
+    records: int, total_bytes: int, expected: int
+) -> None:
+    assert partition_count(records, 2, total_bytes) == expected
+
+
+def test_records_without_sizes_are_still_processed(spark: SparkSession, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    add_image(store, "ingest/a.jpg", picture(640, 480, "JPEG"))
+    record = add_image(store, "ingest/b.jpg", picture(480, 640, "JPEG"))
+    # An older record without "size": the job must fall back to counting images.
+    legacy = image_record_to_json(record).replace(f'"size": {record.size},'.encode(), b"")
+    assert b'"size"' not in legacy
+    store.put_bytes(metadata_key("ingest/b.jpg"), legacy)
+    counts = run_process(spark, str(tmp_path), PipelineConfig())
+    assert counts == {"records": 2, "processed": 2, "failed": 0, "decoded": 2}
