@@ -17,7 +17,6 @@ pytest.importorskip("aws_cdk")
 
 from aws_cdk.assertions import Template
 
-from app import build_app
 from imgpipe.config import PipelineConfig
 from imgpipe.ingest import Ingester, IngestItem
 from imgpipe.labelers import NoLabeler
@@ -25,7 +24,6 @@ from imgpipe.store import LocalStore
 from spark_jobs import analyze, process, report
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_stack_orchestration import (
-    CONTEXT,
     data_bucket_id,
     parse_states_array,
     state_machine_definition,
@@ -43,9 +41,8 @@ ENTRY_POINTS: dict[str, Callable[[list[str]], int]] = {
 
 
 @pytest.fixture(scope="module")
-def template() -> Template:
-    app = build_app(CONTEXT)
-    return Template.from_stack(app.node.find_child("Imgpipe"))  # type: ignore[arg-type]
+def template(imgpipe_template: Template) -> Template:
+    return imgpipe_template
 
 
 def job_arguments_in_definition(definition: dict[str, Any], state: str) -> list[str]:
