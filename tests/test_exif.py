@@ -16,6 +16,10 @@ GPS_IFD, EXIF_IFD = 0x8825, 0x8769
 MAKE, MODEL, ARTIST, ORIENTATION = 0x010F, 0x0110, 0x013B, 0x0112
 DATETIME_ORIGINAL = 0x9003
 
+# A bound against hangs (entity expansion, runaway loops), not a speed test: this
+# machine is shared and noisy, so it is generous.
+HANG_BOUND_SECONDS = 5.0
+
 
 def jpeg_with(tags: Image.Exif) -> Image.Image:
     buffer = io.BytesIO()
@@ -260,7 +264,7 @@ def test_xmp_with_entity_expansion_is_refused_quickly() -> None:
     )
     started = time.perf_counter()
     assert read_xmp_creator(jpeg_with_xmp(packet)) is None
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < HANG_BOUND_SECONDS
 
 
 # --- resolve_creator ------------------------------------------------------------------------

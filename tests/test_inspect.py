@@ -26,6 +26,10 @@ DEFAULT = PipelineConfig()
 # Most camera samples in the corpus are 100 px thumbnails: read their metadata regardless.
 ANY_SIZE = PipelineConfig(min_side=1)
 
+# A bound against hangs (entity expansion, runaway loops), not a speed test: this
+# machine is shared and noisy, so it is generous.
+HANG_BOUND_SECONDS = 5.0
+
 
 # --- fixtures built with PIL, struct and zlib ------------------------------------------------
 
@@ -311,7 +315,7 @@ def test_png_declaring_50000_squared_is_a_decompression_bomb_rejected_quickly() 
     assert error.reason is Reason.DECOMPRESSION_BOMB
     assert "50000x50000" in error.message and "2.5 GP" in error.message
     assert "120 MP" in error.message
-    assert elapsed < 0.5
+    assert elapsed < HANG_BOUND_SECONDS
     assert peak < 1_000_000  # 2.5 GP of RGB would be 7.5 GB
 
 
@@ -404,7 +408,7 @@ def test_broken_exif_degrades_to_empty_fields_not_rejection(
     data = with_jpeg_segment(SAMPLES["JPEG"](), 0xE1, b"Exif\x00\x00" + tiff_ifd(entries, 8))
     started = time.perf_counter()
     result = inspect_image(data, DEFAULT)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < HANG_BOUND_SECONDS
     assert (result.width, result.orientation, result.exif.gps) == (120, 1, None)
 
 
