@@ -16,6 +16,7 @@ import io
 import logging
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ DARK_BRIGHTNESS_BELOW = 40.0
 OVEREXPOSED_BRIGHTNESS_ABOVE = 215.0
 # Thumbnails per top label in the report's gallery.
 GALLERY_SIZE = 6
+# Analyses submitted to Spark at once.
+CONCURRENT_QUERIES = 4
 
 
 def query_parameters(config: PipelineConfig) -> dict[str, Any]:
@@ -169,7 +172,11 @@ def run_analyze(
     register_views(spark, load_images(spark, store), load_quarantine(spark, store))
     params = query_parameters(config)
     try:
-        tables = {name: run_query(spark, name, params).toPandas() for name in ANALYSES}
+        # The queries are small and independent: submitted together, Spark's scheduler fills
+        # the cores with one query's tasks while another waits on its own job's overhead.
+        with ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES) as pool:
+            frames = pool.map(lambda name: run_query(spark, name, params).toPandas(), ANALYSES)
+            tables = dict(zip(ANALYSES, frames, strict=True))
     finally:
         for name in ("images", "quarantine", *VIEWS):
             spark.catalog.uncacheTable(name)
