@@ -114,11 +114,11 @@ def quarantine(
     )
 
 
-def describe(item: IngestItem, config: PipelineConfig) -> _Described:
+def describe(item: IngestItem, digest: str, config: PipelineConfig) -> _Described:
     """Inspect and decode one object; raises :class:`RejectedImage` with its reason."""
     inspection = inspect_image(item.data, config)
     pixels = decode_oriented(item.data, LABEL_INPUT_SIDE, inspection.orientation)
-    return _Described(item, inspection, checksum(item.data), pixels)
+    return _Described(item, inspection, digest, pixels)
 
 
 def previous_outcome(store: Store, key: str, digest: str, labeler: Labeler) -> Outcome | None:
@@ -186,17 +186,24 @@ class Ingester:
                     quarantine(item.key, size, rejected.reason, rejected.message)
                 )
                 continue
-            digest = checksum(item.data) if item.data else None
-            if reuse and digest is not None:
+            digest = checksum(item.data)
+            # An empty upload has nothing to reuse: it is re-checked (and quarantined) each time.
+            if reuse and item.data:
                 earlier = previous_outcome(self.store, item.key, digest, self.labeler)
                 if earlier is not None:
                     yield earlier
                     continue
             try:
-                batch.append(describe(item, self.config))
+                batch.append(describe(item, digest, self.config))
             except RejectedImage as rejected:
                 yield self._write_quarantine(
-                    quarantine(item.key, len(item.data), rejected.reason, rejected.message, digest)
+                    quarantine(
+                        item.key,
+                        len(item.data),
+                        rejected.reason,
+                        rejected.message,
+                        digest if item.data else None,
+                    )
                 )
                 continue
             if len(batch) >= LABEL_BATCH:
