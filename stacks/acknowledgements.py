@@ -28,6 +28,8 @@ from stacks.storage import EMR_LOGS_PREFIX, Storage
 
 # The singleton Lambda that CDK adds to the stack to configure bucket notifications.
 BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+# Its log group, which the stack creates explicitly (stacks.imgpipe_stack).
+BUCKET_NOTIFICATIONS_HANDLER_LOGS = "BucketNotificationsHandlerLogs"
 INGEST_PREFIXES = (INGEST_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX)
 JOB_PREFIXES = (*INGEST_PREFIXES, PROCESSED_PREFIX, REPORTS_PREFIX, EMR_LOGS_PREFIX)
 

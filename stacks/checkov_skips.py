@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aws_cdk import CfnResource, Stack
 
-from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER
+from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER, BUCKET_NOTIFICATIONS_HANDLER_LOGS
 
 METADATA_KEY = "checkov"
 
@@ -55,6 +55,7 @@ CHECKOV_SKIPS: tuple[CheckovSkip, ...] = (
     ),
     CheckovSkip("Ingest/FunctionLogs/Resource", "CKV_AWS_158", _LOGS_DEFAULT_KEY),
     CheckovSkip("Orchestration/ExecutionLogs/Resource", "CKV_AWS_158", _LOGS_DEFAULT_KEY),
+    CheckovSkip(f"{BUCKET_NOTIFICATIONS_HANDLER_LOGS}/Resource", "CKV_AWS_158", _LOGS_DEFAULT_KEY),
     CheckovSkip(
         "Ingest/Function/Resource",
         "CKV_AWS_116",

@@ -6,13 +6,18 @@ reference each other, and across stacks those references would form a dependency
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import CfnOutput, CfnResource, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.acknowledgements import acknowledge_findings
+from stacks.acknowledgements import (
+    BUCKET_NOTIFICATIONS_HANDLER,
+    BUCKET_NOTIFICATIONS_HANDLER_LOGS,
+    acknowledge_findings,
+)
 from stacks.catalog import Catalog
 from stacks.checkov_skips import skip_checkov_findings
-from stacks.ingest import Ingest
+from stacks.ingest import Ingest, retention_days
 from stacks.observability import Observability
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
@@ -46,6 +51,7 @@ class ImgpipeStack(Stack):
             self, "Observability", settings=settings, ingest=ingest, orchestration=orchestration
         )
         Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        retain_bucket_notifications_handler_logs(self, settings)
 
         CfnOutput(self, OUTPUT_BUCKET, value=storage.bucket.bucket_name)
         CfnOutput(self, OUTPUT_STATE_MACHINE, value=orchestration.state_machine.state_machine_arn)
@@ -55,3 +61,42 @@ class ImgpipeStack(Stack):
             self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
         )
         skip_checkov_findings(self)
+
+
+def retain_bucket_notifications_handler_logs(
+    stack: Stack, settings: DeploySettings
+) -> logs.LogGroup | None:
+    """Give CDK's singleton bucket-notifications Lambda an explicit log group with retention.
+
+    ``bucket.add_event_notification`` adds a deploy-time Lambda whose log group Lambda would
+    otherwise create on its first run, with no retention. This log group takes the name Lambda
+    writes to (``/aws/lambda/<function name>``, by reference to the function), the configured
+    retention and the removal policy of the other log groups. Every bucket-notifications custom
+    resource depends on it, so it exists before the handler first runs and, on deletion, is
+    removed only after the handler's last run.
+
+    Call after every construct that adds a bucket notification.
+
+    Returns:
+        The log group, or ``None`` when the stack has no bucket notifications.
+    """
+    handler = stack.node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER)
+    if handler is None:
+        return None
+    function = handler.node.find_child("Resource")
+    assert isinstance(function, CfnResource)
+    assert function.cfn_resource_type == "AWS::Lambda::Function", function.cfn_resource_type
+    log_group = logs.LogGroup(
+        stack,
+        BUCKET_NOTIFICATIONS_HANDLER_LOGS,
+        log_group_name=f"/aws/lambda/{function.ref}",
+        retention=retention_days(settings.log_retention_days),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    for construct in stack.node.find_all():
+        if (
+            isinstance(construct, CfnResource)
+            and construct.cfn_resource_type == "Custom::S3BucketNotifications"
+        ):
+            construct.node.add_dependency(log_group)
+    return log_group

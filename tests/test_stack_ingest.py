@@ -16,6 +16,7 @@ from aws_cdk import CfnElement, Stack
 from aws_cdk.assertions import Capture, Match, Template
 
 from app import build_app
+from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER
 
 CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 # Values unlike the defaults, so each assertion shows the setting reached the resource.
@@ -212,6 +213,21 @@ class TestFunction:
             {"LoggingConfig": {"LogGroup": {"Ref": logical_id(stack, "Ingest/FunctionLogs")}}},
         )
         template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+
+    def test_bucket_notifications_handler_log_group_follows_the_retention_setting(
+        self, stack: Stack, template: Template
+    ) -> None:
+        handler = logical_id(stack, f"{BUCKET_NOTIFICATIONS_HANDLER}/Resource")
+        template.has_resource(
+            "AWS::Logs::LogGroup",
+            {
+                "Properties": {
+                    "LogGroupName": {"Fn::Join": ["", ["/aws/lambda/", {"Ref": handler}]]},
+                    "RetentionInDays": 30,
+                },
+                "DeletionPolicy": "Delete",
+            },
+        )
 
     def test_label_cache_is_on_demand_encrypted_recoverable_and_expiring(
         self, template: Template
