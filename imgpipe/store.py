@@ -7,12 +7,16 @@ write goes to a temporary file that is renamed into place; an S3 PUT is atomic b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
+
+# The error codes S3 answers a missing key with (GET: NoSuchKey; HEAD: 404/NotFound).
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class Store(Protocol):
@@ -24,12 +28,20 @@ class Store(Protocol):
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def get_bytes_or_none(self, key: str) -> bytes | None:
+        """The bytes at ``key``, or ``None`` when there is no such key (one read, no probe)."""
+        ...
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
 
     def exists(self, key: str) -> bool: ...
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix``, in sorted order."""
+        ...
+
+    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Every key under ``prefix`` with a tag that changes whenever its content does."""
         ...
 
 
@@ -49,6 +61,12 @@ class LocalStore:
 
     def get_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def get_bytes_or_none(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         target = self.path(key)
@@ -76,6 +94,11 @@ class LocalStore:
         )
         return iter(sorted(keys))
 
+    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Keys with a digest of their content (records are small: reading them is cheap)."""
+        for key in self.list_keys(prefix):
+            yield key, hashlib.blake2b(self.path(key).read_bytes(), digest_size=16).hexdigest()
+
 
 class S3Store:
     """An S3 bucket. The client is injected (or created lazily) so moto can start first."""
@@ -98,6 +121,18 @@ class S3Store:
     def get_bytes(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
+    def get_bytes_or_none(self, key: str) -> bytes | None:
+        """One GET; a missing key (404, which needs ``s3:ListBucket``, not 403) is ``None``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise
+        return bytes(response["Body"].read())
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
@@ -108,7 +143,7 @@ class S3Store:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return False
             raise
         return True
@@ -119,6 +154,14 @@ class S3Store:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", ()))
         return iter(sorted(keys))
+
+    def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Keys with their ETag, from the listing alone (one request per 1,000 keys)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        versions: list[tuple[str, str]] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            versions.extend((obj["Key"], obj["ETag"]) for obj in page.get("Contents", ()))
+        return iter(sorted(versions))
 
 
 def open_store(root: str) -> Store:

@@ -12,6 +12,7 @@ runner calls :func:`run_process` with its own session.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
@@ -59,6 +60,9 @@ TARGET_PARTITION_BYTES = 64 * 1024 * 1024
 # Without sizes (records missing ``size``) fall back to counting: 64 photos is a few seconds.
 MAX_IMAGES_PER_PARTITION = 64
 TASKS_PER_CORE = 2
+# What the table was built from, inside the table's folder: the "_" prefix keeps Spark and
+# Athena from reading it as data, and the atomic swap replaces it together with the table.
+INPUTS_MANIFEST = f"{IMAGES_TABLE_PREFIX}_imgpipe_inputs.json"
 
 
 def read_records(spark: SparkSession, metadata_uri: str) -> DataFrame:
@@ -157,9 +161,14 @@ def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
     )
 
 
+def retryable_error() -> Column:
+    """True for a row whose image was missing from the store: it may come back, so retry it."""
+    return F.col("process_error").startswith(Reason.UNREADABLE.value)
+
+
 def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     """Kernel output -> feature-cache rows. A missing object is not cached: it may come back."""
-    cacheable = F.coalesce(~F.col("process_error").startswith(Reason.UNREADABLE.value), F.lit(True))
+    cacheable = F.coalesce(~retryable_error(), F.lit(True))
     return (
         df.where(cacheable)
         .withColumn("settings", F.lit(settings))
@@ -204,6 +213,8 @@ def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[
 
     Only checksums without cached features (for these settings) are decoded; everything else
     is joined from ``processed/features/``, so a re-run with no new images decodes nothing.
+    When no record changed since the table was built (same keys, same content, same settings,
+    nothing left to retry), the table is kept as it is and no Spark job runs at all.
 
     Returns:
         Counts: ``records`` (table rows), ``processed`` (rows with features), ``failed`` (rows
@@ -211,6 +222,13 @@ def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[
     """
     store = open_store(root)
     settings = processing_settings(config)
+    # Taken before the records are read: a record written meanwhile changes the next run's
+    # fingerprint, so it can never be skipped.
+    fingerprint = inputs_fingerprint(store, settings)
+    unchanged = unchanged_counts(store, fingerprint)
+    if unchanged is not None:
+        LOG.info("process: no record changed since the table was built; kept %s", unchanged)
+        return {**unchanged, "decoded": 0}
     features_uri = store.uri(FEATURES_PREFIX)
     records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
     todo = pending_images(records, read_features(spark, features_uri, settings)).cache()
@@ -239,6 +257,7 @@ def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[
             F.count("*").alias("records"),
             F.count("process_error").alias("failed"),
             F.count("thumbnail_key").alias("processed"),
+            F.count(F.when(retryable_error(), True)).alias("retryable"),
         )
         .first()
     )
@@ -246,10 +265,40 @@ def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[
         "records": int(row["records"]) if row else 0,
         "processed": int(row["processed"]) if row else 0,
         "failed": int(row["failed"]) if row else 0,
-        "decoded": pending,
     }
+    if row is None or not row["retryable"]:
+        # Inside the table's folder: it is swapped out together with the table it describes.
+        manifest = {"fingerprint": fingerprint, "counts": counts}
+        store.put_bytes(INPUTS_MANIFEST, json.dumps(manifest).encode(), "application/json")
     LOG.info("process: %s -> %s", counts, table_uri)
-    return counts
+    return {**counts, "decoded": pending}
+
+
+def inputs_fingerprint(store: Store, settings: str) -> str:
+    """A digest of everything the image table is built from: each record's key and content
+    version (S3 ETag, or a local content digest), the kernel's settings and the table schema."""
+    digest = hashlib.sha256(f"{settings}\n{image_table_schema().json()}".encode())
+    for key, version in store.list_versions(METADATA_PREFIX):
+        if key.endswith(".json"):
+            digest.update(f"\n{key}\t{version}".encode())
+    return digest.hexdigest()
+
+
+def unchanged_counts(store: Store, fingerprint: str) -> dict[str, int] | None:
+    """The table's counts when it was built from exactly ``fingerprint``; None otherwise."""
+    raw = store.get_bytes_or_none(INPUTS_MANIFEST)
+    if raw is None:
+        return None
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict) or manifest.get("fingerprint") != fingerprint:
+        return None
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
+        return None
+    return {name: int(counts[name]) for name in ("records", "processed", "failed")}
 
 
 _FEATURE_NAMES = [f.name for f in feature_fields()]

@@ -12,8 +12,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from imgpipe.config import PipelineConfig
+from imgpipe.records import metadata_key
 from imgpipe.store import LocalStore
-from spark_jobs.process import run_process
+from spark_jobs.process import INPUTS_MANIFEST, run_process
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_process_job import add_image
 
@@ -80,3 +81,71 @@ def test_changed_thumbnail_settings_decode_everything_again(
         for row in spark.read.parquet(store.uri("processed/images/")).collect()
     }
     assert widths == {128}
+
+
+def table_files(root: Path) -> dict[str, int]:
+    table = root / "processed/images"
+    return {p.name: p.stat().st_mtime_ns for p in table.iterdir()}
+
+
+def test_rerun_without_changed_records_keeps_the_table_as_it_is(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 3)
+    first = run_process(spark, store.uri(), PipelineConfig())
+    before = table_files(tmp_path)
+    again = run_process(spark, store.uri(), PipelineConfig())
+    assert again == {**first, "decoded": 0}
+    assert table_files(tmp_path) == before  # not rewritten: same files, same times
+
+
+def test_a_changed_record_rebuilds_the_table_without_decoding(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 2)
+    run_process(spark, store.uri(), PipelineConfig())
+    # Same image bytes, new record content (e.g. a creator fixed and the image re-ingested).
+    add_image(store, "ingest/p001.jpg", store.get_bytes("ingest/p001.jpg"), creator="bob")
+    counts = run_process(spark, store.uri(), PipelineConfig())
+    assert counts["decoded"] == 0
+    creators = {
+        row["key"]: row["creator"]
+        for row in spark.read.parquet(store.uri("processed/images/")).collect()
+    }
+    assert creators == {"ingest/p000.jpg": "alice", "ingest/p001.jpg": "bob"}
+
+
+def test_a_removed_record_rebuilds_the_table(spark: SparkSession, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 3)
+    run_process(spark, store.uri(), PipelineConfig())
+    store.path(metadata_key("ingest/p002.jpg")).unlink()
+    assert run_process(spark, store.uri(), PipelineConfig())["records"] == 2
+    assert table_count(spark, store) == 2
+
+
+def test_an_image_missing_when_processed_is_retried_when_it_is_back(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 2)
+    data = store.get_bytes("ingest/p001.jpg")
+    store.path("ingest/p001.jpg").unlink()
+    first = run_process(spark, store.uri(), PipelineConfig())
+    assert (first["processed"], first["failed"]) == (1, 1)
+    store.put_bytes("ingest/p001.jpg", data)  # the record did not change, the object is back
+    again = run_process(spark, store.uri(), PipelineConfig())
+    assert (again["processed"], again["failed"], again["decoded"]) == (2, 0, 1)
+
+
+def test_a_damaged_manifest_only_costs_a_rebuild(spark: SparkSession, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 2)
+    first = run_process(spark, store.uri(), PipelineConfig())
+    store.put_bytes(INPUTS_MANIFEST, b"{not json")
+    before = table_files(tmp_path)
+    assert run_process(spark, store.uri(), PipelineConfig()) == {**first, "decoded": 0}
+    assert table_files(tmp_path) != before  # rebuilt, and a valid manifest written again
+    assert run_process(spark, store.uri(), PipelineConfig()) == {**first, "decoded": 0}
