@@ -9,7 +9,8 @@ objects in S3, with two cloud economies:
   first bytes; Rekognition reads JPEG/PNG objects itself (``S3Object``). Only other formats
   (and oversized JPEG/PNG) are downloaded, decoded and sent as JPEG ``Bytes``.
 - Labeling: Rekognition bills every call, so labels are cached by content
-  (:class:`~imgpipe.label_cache.LabelCache`): a copy under another key is not labeled again.
+  (:class:`~imgpipe.label_cache.LabelCache`): a copy under another key is not labeled again,
+  and a claim in the cache makes a concurrent duplicate wait for the labels, not call again.
 
 The Lambda never writes under ``ingest/`` and never deletes anything.
 """
@@ -36,7 +37,7 @@ from imgpipe.ingest import (
     write_record,
 )
 from imgpipe.inspect import IncompleteHeader, Inspection, checksum, inspect_image
-from imgpipe.label_cache import LabelCache
+from imgpipe.label_cache import CachedLabels, LabelCache
 from imgpipe.labelers import ImageInput, LabelerOptions, LabelingError
 from imgpipe.labelers.rekognition import MAX_BYTES as REKOGNITION_MAX_BYTES
 from imgpipe.labelers.rekognition import RekognitionLabeler
@@ -303,15 +304,21 @@ class CloudIngester:
     def _labels(
         self, head: _Head, data: bytes, inspection: Inspection, digest: str | None
     ) -> tuple[Sequence[Label], str, str]:
-        """Labels, the model version and where they came from (``cache`` or ``labeler``)."""
-        if self.cache is not None and digest is not None:
-            cached = self.cache.get(digest, self.labeler.name)
-            if cached is not None:
-                return cached.labels, cached.model_version, "cache"
-        labels = self.labeler.label_one(self._label_input(head, data, inspection))
-        if self.cache is not None and digest is not None:
-            self.cache.put(digest, self.labeler.name, labels, self.labeler.model_version)
-        return labels, self.labeler.model_version, "labeler"
+        """Labels, the model version and where they came from (``cache`` or ``labeler``).
+
+        With a cache, the content is labeled at most once at a time: a concurrent duplicate
+        waits on the other worker's claim and takes its labels from the cache.
+        """
+
+        def call_labeler() -> CachedLabels:
+            labels = self.labeler.label_one(self._label_input(head, data, inspection))
+            return CachedLabels(tuple(labels), self.labeler.model_version)
+
+        if self.cache is None or digest is None:
+            made = call_labeler()
+            return made.labels, made.model_version, "labeler"
+        found, hit = self.cache.labels_for(digest, self.labeler.name, call_labeler)
+        return found.labels, found.model_version, "cache" if hit else "labeler"
 
     def _label_input(self, head: _Head, data: bytes, inspection: Inspection) -> ImageInput:
         if rekognition_reads_directly(inspection, head.size):

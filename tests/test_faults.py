@@ -1,5 +1,6 @@
 """Injected faults: Rekognition throttling and 5xx, DLQ and redrive, a Lambda killed
-mid-batch, duplicate and concurrent delivery, and a failed state-machine step.
+mid-batch, duplicate and concurrent delivery (with the label cache's claim: a claimant
+killed or failing, the cache unavailable), and a failed state-machine step.
 
 Every scenario ends with the "nothing lost" invariant (originals fingerprinted before the
 run). The moto rig, handler invocation and client wrappers come from
@@ -10,16 +11,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import EndpointConnectionError
 
 from app import build_app
 from imgpipe.aws_clients import RETRY_CONFIG
-from imgpipe.cloud_ingest import CloudIngester
+from imgpipe.cloud_ingest import CloudIngester, IngestFailed
 from imgpipe.config import PipelineConfig
 from imgpipe.invariants import check_nothing_lost, fingerprint_originals
 from imgpipe.label_cache import LabelCache
@@ -229,50 +232,75 @@ def test_same_event_delivered_twice_writes_one_record_and_labels_once(
     assert_nothing_lost(rig, originals)
 
 
-class Rendezvous:
-    """DetectLabels that holds each caller until ``parties`` callers are inside at once."""
+def ingester(rig: Rig, rekognition: Any, dynamodb: Any = None, **cache: Any) -> CloudIngester:
+    """One Lambda container's ingester (its own label cache object, the shared table)."""
+    options = LabelerOptions()
+    return CloudIngester(
+        BUCKET,
+        PipelineConfig(),
+        RekognitionLabeler(options, rekognition),
+        rig.s3,
+        LabelCache(TABLE, options, dynamodb or rig.dynamodb, **cache),
+    )
 
-    def __init__(self, parties: int) -> None:
-        self.barrier = threading.Barrier(parties, timeout=10)
+
+class SpiesOnClaims:
+    """A DynamoDB client that notes when a reader finds another worker's claim (no labels)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.claim_seen = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        response = self._client.get_item(**kwargs)
+        item = response.get("Item")
+        if item is not None and "claim_owner" in item and "labels" not in item:
+            self.claim_seen.set()
+        return response
+
+
+class HoldsFirstCall:
+    """DetectLabels counting its calls; the first is held until ``release`` is set (or 10 s)."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
         self.calls = 0
+        self.released_in_time = False
         self.lock = threading.Lock()
 
     def detect_labels(self, **_: Any) -> dict[str, Any]:
         with self.lock:
             self.calls += 1
-        self.barrier.wait()  # both deliveries are now past every "already done?" check
+            first = self.calls == 1
+        if first:
+            # The other delivery is now past the record check and waits on the claim.
+            self.released_in_time = self.release.wait(timeout=10)
         return LABELS
 
 
-def test_concurrent_duplicate_delivery_writes_one_record_but_may_label_twice(
-    rig: Rig,
-) -> None:
+def test_concurrent_duplicate_delivery_writes_one_record_and_labels_once(rig: Rig) -> None:
     """Two Lambda containers handle the same event at the same moment.
 
-    The reuse check (record by checksum, label cache) happens before labeling and nothing
-    locks between them, so both may call Rekognition: the record is still written once per
-    key (the second write replaces the first with the same content). RELIABILITY.md lists
-    the double call as a known cost, not a loss.
+    Both pass the record check; the first to miss the label cache claims the content, the
+    other finds the claim, waits, and takes the claimant's labels from the cache. The first
+    Rekognition call is held until the other delivery has seen the claim, so the two truly
+    overlap.
     """
-    rekognition = Rendezvous(parties=2)
+    dynamodb = SpiesOnClaims(rig.dynamodb)
+    rekognition = HoldsFirstCall(release=dynamodb.claim_seen)
     originals = upload(rig, "race.jpg")
     (message,) = rig.receive()
-    options = LabelerOptions()
-    ingesters = [
-        CloudIngester(
-            BUCKET,
-            PipelineConfig(),
-            RekognitionLabeler(options, rekognition),
-            rig.s3,
-            LabelCache(TABLE, options, rig.dynamodb),
-        )
-        for _ in range(2)
-    ]
+    ingesters = [ingester(rig, rekognition, dynamodb) for _ in range(2)]
     errors: list[BaseException] = []
+    labeled_by: list[str | None] = []
 
     def deliver(ingester: CloudIngester) -> None:
         try:
-            ingester.ingest_notification(message["Body"])
+            (result,) = ingester.ingest_notification(message["Body"])
+            labeled_by.append(result.labeled_by)
         except BaseException as exc:  # surfaced to the test thread below
             errors.append(exc)
 
@@ -283,9 +311,97 @@ def test_concurrent_duplicate_delivery_writes_one_record_but_may_label_twice(
         thread.join(timeout=30)
 
     assert errors == []
+    assert rekognition.released_in_time  # the second delivery waited on the claim
+    assert rekognition.calls == 1
+    assert sorted(labeled_by, key=str) == ["cache", "labeler"]
     assert rig.keys("metadata/") == ["metadata/race.jpg.json"]
     assert rig.keys("quarantine/") == []
-    assert rekognition.calls == 2  # the documented double call under a true race
+    assert_nothing_lost(rig, originals)
+
+
+class KilledOnFirstCall:
+    """DetectLabels whose first call "times out" the invocation; later calls answer."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect_labels(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise LambdaTimeout("Task timed out")
+        return LABELS
+
+
+def test_a_claimant_killed_while_labeling_is_taken_over_when_its_lease_ends(rig: Rig) -> None:
+    # A killed container runs no handler: its claim stays until the lease ends.
+    lease = 0.5
+    rekognition = KilledOnFirstCall()
+    originals = upload(rig, "orphan.jpg")
+    (message,) = rig.receive()
+    with pytest.raises(LambdaTimeout):
+        ingester(rig, rekognition, lease_seconds=lease).ingest_notification(message["Body"])
+    assert rig.keys("metadata/") == []
+
+    started = time.monotonic()
+    (result,) = ingester(rig, rekognition, lease_seconds=lease).ingest_notification(message["Body"])
+    waited = time.monotonic() - started
+
+    assert result.labeled_by == "labeler"
+    assert rekognition.calls == 2  # the killed call, then the one that took the claim over
+    assert lease * 0.5 <= waited < lease + 5  # waited for the lease, not for ever
+    assert rig.keys("metadata/") == ["metadata/orphan.jpg.json"]
+    assert_nothing_lost(rig, originals)
+
+
+def test_a_failed_labeling_releases_its_claim_for_an_immediate_retry(rig: Rig) -> None:
+    rekognition, stubber = stubbed_rekognition("ThrottlingException", "ok")
+    originals = upload(rig, "retry.jpg")
+    (message,) = rig.receive()
+    with pytest.raises(IngestFailed):  # the default 60 s lease
+        ingester(rig, rekognition).ingest_notification(message["Body"])
+    (claim,) = rig.dynamodb.scan(TableName=TABLE)["Items"]
+    assert "labels" not in claim and claim["claimed_until"] == {"N": "0"}  # released
+
+    started = time.monotonic()
+    (result,) = ingester(rig, rekognition).ingest_notification(message["Body"])
+
+    assert time.monotonic() - started < 5  # claimed at once, far inside the old lease
+    assert result.labeled_by == "labeler"
+    assert len(rekognition.calls["detect_labels"]) == 2
+    stubber.assert_no_pending_responses()
+    assert rig.keys("metadata/") == ["metadata/retry.jpg.json"]
+    assert_nothing_lost(rig, originals)
+
+
+class Unreachable:
+    """A DynamoDB client whose every call fails to connect."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(**_: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        return fail
+
+
+@pytest.mark.parametrize("failure", ["no such table", "connection refused"])
+def test_an_unavailable_label_cache_labels_at_once(rig: Rig, failure: str) -> None:
+    dynamodb = Unreachable() if failure == "connection refused" else rig.dynamodb
+    rekognition, _ = stubbed_rekognition("ok")
+    originals = upload(rig, "nocache.jpg")
+    (message,) = rig.receive()
+    options = LabelerOptions()
+    cache = LabelCache("no-such-table" if failure == "no such table" else TABLE, options, dynamodb)
+    cloud = CloudIngester(
+        BUCKET, PipelineConfig(), RekognitionLabeler(options, rekognition), rig.s3, cache
+    )
+
+    started = time.monotonic()
+    (result,) = cloud.ingest_notification(message["Body"])
+
+    assert time.monotonic() - started < 5  # no waiting on a claim nobody holds
+    assert result.labeled_by == "labeler"
+    assert len(rekognition.calls["detect_labels"]) == 1
+    assert rig.keys("metadata/") == ["metadata/nocache.jpg.json"]
     assert_nothing_lost(rig, originals)
 
 
