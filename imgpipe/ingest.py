@@ -3,12 +3,13 @@
 For each object under ``ingest/``: inspect the header, decode once at reduced scale (which both
 proves the data is whole and gives the labeler its pixels), label in batches, and write exactly
 one record — the image record under ``metadata/`` or a quarantine record with a reason code.
+When a changed object's outcome flips, its record of the other kind is overwritten with a
+superseded marker (never deleted), so the object still has exactly one live record.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +24,14 @@ from imgpipe.records import (
     QuarantineRecord,
     Reason,
     RejectedImage,
+    SupersededMarker,
     image_record_to_json,
+    is_live_record,
     metadata_key,
+    parse_live_record,
     quarantine_key,
     quarantine_record_to_json,
+    superseded_marker_to_json,
     utc_now,
 )
 from imgpipe.store import Store
@@ -125,55 +130,66 @@ def previous_outcome(store: Store, key: str, digest: str, labeler: Labeler) -> O
     """The outcome of an earlier run on the same content, if its record is still valid.
 
     A record is reused when its checksum matches (and, for an accepted image, the same
-    labeler made its labels), so re-runs neither relabel nor duplicate anything.
+    labeler made its labels), so re-runs neither relabel nor duplicate anything. One GET per
+    record key at most (a missing key is no record); a superseded marker is no record.
     """
-    meta_key, quar_key = metadata_key(key), quarantine_key(key)
-    if store.exists(meta_key):
-        old = json.loads(store.get_bytes(meta_key))
-        if old.get("checksum") == digest and old.get("labeler") == labeler.name:
-            return Outcome(key, accepted=True, reused=True)
-    if store.exists(quar_key):
-        old = json.loads(store.get_bytes(quar_key))
-        if old.get("checksum") == digest:
-            return Outcome(key, accepted=False, reason=old.get("reason"), reused=True)
+    old = parse_live_record(store.get_bytes_or_none(metadata_key(key)))
+    if old is not None and old.get("checksum") == digest and old.get("labeler") == labeler.name:
+        return Outcome(key, accepted=True, reused=True)
+    old = parse_live_record(store.get_bytes_or_none(quarantine_key(key)))
+    if old is not None and old.get("checksum") == digest:
+        return Outcome(key, accepted=False, reason=old.get("reason"), reused=True)
     return None
 
 
+def supersede(store: Store, stale_key: str, live_key: str, ingest_key: str) -> bool:
+    """Overwrite a live record at ``stale_key`` with a marker naming ``live_key``.
+
+    The object's outcome flipped (accepted <-> quarantined), so its record of the other kind
+    is stale. It is overwritten in place rather than deleted: the Lambda has no delete right,
+    and the local run does the same so that both leave the same bucket. One GET; a PUT only
+    when a live record is there. Returns whether a marker was written.
+    """
+    if not is_live_record(store.get_bytes_or_none(stale_key)):
+        return False
+    marker = SupersededMarker(key=ingest_key, superseded_by=live_key, superseded_at=utc_now())
+    store.put_bytes(stale_key, superseded_marker_to_json(marker), "application/json")
+    return True
+
+
 def write_record(store: Store, record: ImageRecord) -> Outcome:
-    """Write an image record at its ``metadata/`` key."""
-    store.put_bytes(metadata_key(record.key), image_record_to_json(record), "application/json")
+    """Write an image record at its ``metadata/`` key, superseding a live quarantine record.
+
+    The marker goes first: if the record's PUT then fails, the object has no live record,
+    so the retry (or the next run) cannot reuse anything and writes the record; the other
+    order could leave two live records that a retry would reuse as they are.
+    """
+    key = metadata_key(record.key)
+    supersede(store, quarantine_key(record.key), key, record.key)
+    store.put_bytes(key, image_record_to_json(record), "application/json")
     return Outcome(record.key, accepted=True)
 
 
 def write_quarantine(store: Store, record: QuarantineRecord) -> Outcome:
-    """Write a quarantine record at its ``quarantine/`` key."""
-    store.put_bytes(
-        quarantine_key(record.key), quarantine_record_to_json(record), "application/json"
-    )
+    """Write a quarantine record at its ``quarantine/`` key, superseding a live image record."""
+    key = quarantine_key(record.key)
+    supersede(store, metadata_key(record.key), key, record.key)
+    store.put_bytes(key, quarantine_record_to_json(record), "application/json")
     return Outcome(record.key, accepted=False, reason=record.reason)
 
 
 class Ingester:
     """Runs the ingest logic over items in batches and writes the records to a store."""
 
-    def __init__(
-        self,
-        store: Store,
-        config: PipelineConfig,
-        labeler: Labeler,
-        remove_stale: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, store: Store, config: PipelineConfig, labeler: Labeler) -> None:
         """Args:
         store: Where records are written (``metadata/``, ``quarantine/``).
         config: Validation limits.
         labeler: Labels accepted images.
-        remove_stale: Deletes a record that a changed object made stale (local runs only;
-            the Lambda may not delete, and S3 keys are overwritten in place instead).
         """
         self.store = store
         self.config = config
         self.labeler = labeler
-        self.remove_stale = remove_stale
 
     def run(self, items: Iterable[IngestItem], reuse: bool = True) -> Iterable[Outcome]:
         """Ingest items; yields one :class:`Outcome` per item as soon as it is written."""
@@ -182,8 +198,8 @@ class Ingester:
             if item.rejected is not None:
                 rejected = item.rejected
                 size = item.size if item.size is not None else len(item.data)
-                yield self._write_quarantine(
-                    quarantine(item.key, size, rejected.reason, rejected.message)
+                yield write_quarantine(
+                    self.store, quarantine(item.key, size, rejected.reason, rejected.message)
                 )
                 continue
             digest = checksum(item.data)
@@ -196,14 +212,15 @@ class Ingester:
             try:
                 batch.append(describe(item, digest, self.config))
             except RejectedImage as rejected:
-                yield self._write_quarantine(
+                yield write_quarantine(
+                    self.store,
                     quarantine(
                         item.key,
                         len(item.data),
                         rejected.reason,
                         rejected.message,
                         digest if item.data else None,
-                    )
+                    ),
                 )
                 continue
             if len(batch) >= LABEL_BATCH:
@@ -224,32 +241,19 @@ class Ingester:
                     yield from self._label_and_write([described])
                 return
             (described,) = batch
-            yield self._write_quarantine(
+            yield write_quarantine(
+                self.store,
                 quarantine(
                     described.item.key,
                     len(described.item.data),
                     Reason.LABELING_FAILED,
                     str(exc),
                     described.digest,
-                )
+                ),
             )
             return
         for described, labels in zip(batch, label_lists, strict=True):
             record = build_record(
                 described.item, described.inspection, described.digest, labels, self.labeler
             )
-            yield self._write_record(record)
-
-    def _write_record(self, record: ImageRecord) -> Outcome:
-        outcome = write_record(self.store, record)
-        self._drop(quarantine_key(record.key))
-        return outcome
-
-    def _write_quarantine(self, record: QuarantineRecord) -> Outcome:
-        outcome = write_quarantine(self.store, record)
-        self._drop(metadata_key(record.key))
-        return outcome
-
-    def _drop(self, key: str) -> None:
-        if self.remove_stale is not None and self.store.exists(key):
-            self.remove_stale(key)
+            yield write_record(self.store, record)

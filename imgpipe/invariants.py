@@ -11,6 +11,7 @@ from imgpipe.records import (
     INGEST_PREFIX,
     METADATA_PREFIX,
     QUARANTINE_PREFIX,
+    is_live_record,
     metadata_key,
     quarantine_key,
 )
@@ -55,6 +56,19 @@ def fingerprint_originals(store: Store, prefix: str = INGEST_PREFIX) -> dict[str
     }
 
 
+def live_records(store: Store, prefix: str) -> set[str]:
+    """The ``.json`` record keys under ``prefix`` that hold a live record, not a marker.
+
+    A record key whose outcome was superseded holds a marker (see :mod:`imgpipe.records`),
+    which counts as no record; telling them apart costs one GET per record.
+    """
+    return {
+        key
+        for key in store.list_keys(prefix)
+        if key.endswith(".json") and is_live_record(store.get_bytes_or_none(key))
+    }
+
+
 def check_nothing_lost(
     store: Store,
     table_keys: Iterable[str] | None = None,
@@ -62,6 +76,9 @@ def check_nothing_lost(
     originals: Mapping[str, str] | None = None,
 ) -> InvariantReport:
     """Check that every ingest object ended in exactly one of metadata or quarantine.
+
+    Only live records count: a superseded marker (left where an overwritten object's outcome
+    flipped) is no record, so it neither accounts for an object nor is an orphan.
 
     Args:
         store: The bucket (or local output directory).
@@ -76,8 +93,8 @@ def check_nothing_lost(
     report = InvariantReport()
     # A console "folder" placeholder (a key ending in "/") is not an upload: no record is due.
     ingest = {k for k in store.list_keys(INGEST_PREFIX) if is_ingest_key(k)}
-    accepted = {k for k in store.list_keys(METADATA_PREFIX) if k.endswith(".json")}
-    quarantined = {k for k in store.list_keys(QUARANTINE_PREFIX) if k.endswith(".json")}
+    accepted = live_records(store, METADATA_PREFIX)
+    quarantined = live_records(store, QUARANTINE_PREFIX)
     allowed_orphans = set(rejected_before_upload)
     accepted_keys: set[str] = set()
     for key in sorted(ingest | allowed_orphans):

@@ -3,6 +3,12 @@
 One JSON object per ingest object: ``metadata/<name>.json`` for an accepted image,
 ``quarantine/<name>.json`` for a rejected one, where ``<name>`` is the key below ``ingest/``.
 The Lambda and the local ingest both write these through :func:`image_record_to_json`.
+
+When an upload is overwritten and its outcome flips, the record of the other kind is not
+deleted (the Lambda may not delete) but overwritten with a *superseded marker*
+(:func:`superseded_marker_to_json`): the key, ``superseded_by`` (the live record's key) and
+``superseded_at``, and no ``checksum``, ``reason`` or ``labels``. Every reader treats a
+marker as no record (:func:`is_live_record`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ THUMBNAILS_PREFIX = "processed/thumbnails/"
 # re-run decodes only content it has not seen with the same processing settings.
 FEATURES_PREFIX = "processed/features/"
 REPORTS_PREFIX = "reports/"
+# The field that makes a record key's JSON a superseded marker rather than a record.
+SUPERSEDED_FIELD = "superseded_by"
 
 
 class Reason(StrEnum):
@@ -116,6 +124,20 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class SupersededMarker:
+    """What is left at a record's key once the object's outcome flipped to the other kind.
+
+    ``superseded_by`` is the key of the live record (``quarantine/...`` or ``metadata/...``).
+    It has no ``checksum``: the process job drops metadata without one, and nothing reuses it.
+    """
+
+    key: str
+    superseded_by: str
+    superseded_at: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
 class QuarantineRecord:
     """One rejected ingest object (``quarantine/<name>.json``) with an actionable reason."""
 
@@ -167,6 +189,33 @@ def image_record_to_json(record: ImageRecord) -> bytes:
 
 def quarantine_record_to_json(record: QuarantineRecord) -> bytes:
     return _dump(record)
+
+
+def superseded_marker_to_json(marker: SupersededMarker) -> bytes:
+    return _dump(marker)
+
+
+def parse_live_record(data: bytes | None) -> dict[str, Any] | None:
+    """The JSON object of a live record; ``None`` for no record or a superseded marker.
+
+    A record that is not a JSON object (corrupt, or written by hand) is live but carries
+    nothing (``{}``): it still counts as the object's record, is never reused, and a new
+    outcome of the other kind supersedes it.
+    """
+    if data is None:
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return None if SUPERSEDED_FIELD in parsed else parsed
+
+
+def is_live_record(data: bytes | None) -> bool:
+    """Whether ``data`` (a record key's bytes, ``None`` when absent) is a live record."""
+    return parse_live_record(data) is not None
 
 
 def label_from_dict(data: dict[str, Any]) -> Label:

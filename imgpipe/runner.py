@@ -107,7 +107,7 @@ def run_ingest(
     """The local ingest stage: every input ends as exactly one metadata or quarantine record."""
     inputs = scan_inputs(input_dir, exclude=store.root)
     summary.inputs = len(inputs)
-    ingester = Ingester(store, config, labeler, remove_stale=lambda key: store.path(key).unlink())
+    ingester = Ingester(store, config, labeler)
     with progress.stage("ingest", total=len(inputs)) as advance:
         for outcome in ingester.run(read_inputs(inputs, store, creator)):
             advance(1)

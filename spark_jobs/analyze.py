@@ -103,7 +103,11 @@ def load_images(spark: SparkSession, store: Store) -> DataFrame:
 
 
 def load_quarantine(spark: SparkSession, store: Store) -> DataFrame:
-    """The quarantine records (pretty-printed JSON, nested folders); empty when there are none."""
+    """The quarantine records (pretty-printed JSON, nested folders); empty when there are none.
+
+    A superseded marker (left where an overwritten object was accepted after all) has no
+    ``reason``, which every quarantine record has: those rows are no record and are dropped.
+    """
     schema = quarantine_schema()
     if not _has_objects(store, QUARANTINE_PREFIX):
         return spark.createDataFrame([], schema)
@@ -113,6 +117,7 @@ def load_quarantine(spark: SparkSession, store: Store) -> DataFrame:
         .option("recursiveFileLookup", True)
         .option("pathGlobFilter", "*.json")
         .json(store.uri(QUARANTINE_PREFIX))
+        .where("reason IS NOT NULL")
     )
 
 

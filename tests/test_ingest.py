@@ -82,13 +82,14 @@ def test_unchanged_content_is_not_labeled_again(tmp_path: Path) -> None:
     assert (first[0].reused, second[0].reused) == (False, True)
 
 
-def test_changed_content_replaces_a_stale_quarantine_record(tmp_path: Path) -> None:
+def test_changed_content_supersedes_a_stale_quarantine_record(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    ingester = Ingester(
-        store, PipelineConfig(), PickyLabeler(), remove_stale=lambda k: store.path(k).unlink()
-    )
+    ingester = Ingester(store, PipelineConfig(), PickyLabeler())
     list(ingester.run([IngestItem("ingest/a.jpg", b"not yet a photo")]))
-    assert store.exists("quarantine/a.jpg.json")
+    assert json.loads(store.get_bytes("quarantine/a.jpg.json"))["reason"] == "not_an_image"
     list(ingester.run([IngestItem("ingest/a.jpg", jpeg_bytes(photo_like(200, 200, 1)))]))
-    assert store.exists("metadata/a.jpg.json")
-    assert not store.exists("quarantine/a.jpg.json")
+    assert json.loads(store.get_bytes("metadata/a.jpg.json"))["labeler"] == "picky"
+    # Not deleted (the Lambda cannot delete), but overwritten with a marker: no record.
+    marker = json.loads(store.get_bytes("quarantine/a.jpg.json"))
+    assert marker["superseded_by"] == "metadata/a.jpg.json"
+    assert "reason" not in marker and "checksum" not in marker
