@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgpipe.config import PipelineConfig
 from imgpipe.ingest import Ingester, IngestItem
@@ -17,6 +18,9 @@ from imgpipe.localfs import LocalInput, describe_special, scan_inputs
 from imgpipe.progress import ProgressReporter
 from imgpipe.records import REPORTS_PREFIX, Reason, RejectedImage
 from imgpipe.store import LocalStore
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 class UsageError(Exception):
@@ -120,6 +124,14 @@ def run_ingest(
             summary.skipped_unchanged += outcome.reused
 
 
+def _start_spark() -> SparkSession:
+    from imgpipe.spark import local_session, warm_up
+
+    spark = local_session()
+    warm_up(spark)
+    return spark
+
+
 def run_pipeline(
     input_dir: Path,
     out_dir: Path,
@@ -147,18 +159,22 @@ def run_pipeline(
             "images": images,
         }
 
-    started = time.perf_counter()
-    run_ingest(input_dir, store, config, labeler, creator, progress, summary)
-    timed("ingest", summary.inputs, started)
+    # The JVM takes seconds to start and mostly waits on itself: it starts while ingest
+    # labels, not after it. One session serves process, analyze and report.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
+        session = starter.submit(_start_spark)
+        started = time.perf_counter()
+        run_ingest(input_dir, store, config, labeler, creator, progress, summary)
+        timed("ingest", summary.inputs, started)
+        if not session.done():
+            progress.info("waiting for Spark to start (local mode)")
+        spark = session.result()
 
     # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
     from analysis.report import build_report
-    from imgpipe.spark import local_session
     from spark_jobs.analyze import run_analyze
     from spark_jobs.process import run_process
 
-    progress.info("starting Spark (local mode)")
-    spark = local_session()
     root = store.uri()
     with progress.stage("process"):
         started = time.perf_counter()

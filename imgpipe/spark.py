@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 
@@ -21,6 +24,13 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     log_config = Path(__file__).with_name("data") / "log4j2.properties"
     # Spark picks a LAN address otherwise and warns; local mode only needs loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Workers run this interpreter (and so this virtualenv's packages), not the first
+    # ``python3`` on PATH: `.venv/bin/imgpipe run` works without activating the venv.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # A local run lives for seconds to minutes and its JVM mostly plans small queries: the C1
+    # compiler alone warms up sooner and leaves the second core to the work (measured on
+    # 100 photos: analyze 13.6 -> 10 s cold, 5.4 -> 3.4 s warm). Long runs may want C2 back.
+    jvm_options = os.environ.get("IMGPIPE_JVM_OPTIONS", "-XX:TieredStopAtLevel=1")
     session = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
@@ -38,9 +48,30 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
         .config("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config(
-            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile={log_config.as_uri()} {jvm_options}",
         )
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def warm_up(spark: SparkSession) -> None:
+    """Start one Python worker per core with the image kernel imported, before it is needed.
+
+    Workers are reused across tasks (``spark.python.worker.reuse``), so the process stage's
+    first tasks find OpenCV, Pillow and NumPy loaded (about a second per worker otherwise).
+    Idle workers are stopped after a minute; warming up is then only wasted, never wrong.
+    """
+    from pyspark.sql import types as T
+
+    cores = spark.sparkContext.defaultParallelism
+    schema = T.StructType([T.StructField("id", T.LongType())])
+    spark.range(cores, numPartitions=cores).mapInArrow(_import_kernel, schema).collect()
+
+
+def _import_kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    import imgpipe.imaging  # noqa: F401  (the import is the point)
+
+    yield from batches
