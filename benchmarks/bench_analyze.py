@@ -1,0 +1,44 @@
+"""Time the analyze stage on an existing run's output: the first round in a fresh JVM, then warm.
+
+    python benchmarks/bench_analyze.py OUT [--rounds 3]
+
+OUT is an ``imgpipe run ... --out OUT`` directory (it needs ``processed/images``). Each round
+runs every analysis through ``run_analyze`` in one local SparkSession and writes its tables
+under ``reports/bench-analyze-N/``. Set ``IMGPIPE_JVM_OPTIONS`` to compare JIT settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from imgpipe.config import PipelineConfig
+from imgpipe.spark import local_session
+from spark_jobs.analyze import ANALYSES, run_analyze
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="an imgpipe run's --out directory")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not (args.out / "processed" / "images").is_dir():
+        parser.error(f"no image table under {args.out}: run `imgpipe run DIR --out {args.out}`")
+    started = time.perf_counter()
+    spark = local_session(cores="2")
+    print(f"session: {time.perf_counter() - started:.2f} s", flush=True)
+    options = os.environ.get("IMGPIPE_JVM_OPTIONS", "(default)")
+    print(f"load average: {os.getloadavg()[0]:.2f}; JVM options: {options!r}")
+    for n in range(args.rounds):
+        started = time.perf_counter()
+        run_analyze(spark, str(args.out.resolve()), f"bench-analyze-{n}", PipelineConfig())
+        seconds = time.perf_counter() - started
+        label = "cold" if n == 0 else "warm"
+        print(f"round {n} ({label}): {seconds:.2f} s for {len(ANALYSES)} analyses", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
