@@ -141,6 +141,10 @@ class Ingest(Construct):
         role = iam.Role(
             self, "FunctionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com")
         )
+        records = [
+            bucket.arn_for_objects(f"{METADATA_PREFIX}*"),
+            bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
+        ]
         statements = [
             # The event carries the version id: reading that version avoids a race with a
             # re-upload. Rekognition's S3Object reads with these same (the caller's) rights.
@@ -151,30 +155,16 @@ class Ingest(Construct):
             ),
             # A redelivered event reuses the record written before (same checksum) instead
             # of labeling again, so the function reads its own records back.
-            iam.PolicyStatement(
-                sid="ReadRecords",
-                actions=["s3:GetObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{METADATA_PREFIX}*"),
-                    bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
-                ],
-            ),
-            # Without ListBucket, S3 answers HEAD of a missing key with 403 instead of 404, and
-            # "no record yet" would look like a failure. An s3:prefix condition cannot help:
-            # HEAD requests carry no prefix, so the statement would never match them.
+            iam.PolicyStatement(sid="ReadRecords", actions=["s3:GetObject"], resources=records),
+            # Without ListBucket, S3 answers a GET or HEAD of a missing key with 403 instead of
+            # 404, and "no record yet" would look like a failure. An s3:prefix condition cannot
+            # help: object requests carry no prefix, so the statement would never match them.
             iam.PolicyStatement(
                 sid="TellMissingFromForbidden",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
             ),
-            iam.PolicyStatement(
-                sid="WriteRecords",
-                actions=["s3:PutObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{METADATA_PREFIX}*"),
-                    bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
-                ],
-            ),
+            iam.PolicyStatement(sid="WriteRecords", actions=["s3:PutObject"], resources=records),
             # DetectLabels has no resource-level permissions: AWS requires "*".
             iam.PolicyStatement(
                 sid="DetectLabels", actions=["rekognition:DetectLabels"], resources=["*"]
