@@ -68,11 +68,7 @@ def deploy(definition: dict[str, Any], stack: str = "Imgpipe") -> str:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Any]:
     monkeypatch.setattr(aws_ops, "POLL_SECONDS", 0.05)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         s3 = boto3.client("s3")

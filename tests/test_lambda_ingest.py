@@ -141,18 +141,14 @@ def invoke(messages: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.fixture
-def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+def rig(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Rig]:
     for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "imgpipe-ingest",
         "IMGPIPE_BUCKET": BUCKET,
         "IMGPIPE_LABEL_CACHE_TABLE": TABLE,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
         s3.create_bucket(Bucket=BUCKET)

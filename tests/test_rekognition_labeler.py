@@ -41,10 +41,7 @@ RESPONSE: dict[str, Any] = {
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def client(aws_credentials: None) -> Any:
     # One attempt: the stub answers once, and retries are botocore's job, not ours.
     config = Config(retries={"total_max_attempts": 1})
     return boto3.client("rekognition", region_name="us-east-1", config=config)

@@ -1,4 +1,7 @@
-"""The stores' content versions: what the process job's "nothing changed" check relies on."""
+"""The stores' content versions: what the process job's "nothing changed" check relies on.
+
+Reads of a missing key (``get_bytes_or_none``) are tested in tests/test_superseded_records.py.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +42,3 @@ def test_a_version_changes_with_the_content_and_only_with_it(store: Store) -> No
     assert dict(store.list_versions("metadata/")) == first
     store.put_bytes("metadata/a.json", b'{"creator": "bobby"}')  # same length, new content
     assert dict(store.list_versions("metadata/")) != first
-
-
-def test_a_missing_key_reads_as_none_in_one_request(store: Store) -> None:
-    assert store.get_bytes_or_none("metadata/none.json") is None
-    store.put_bytes("metadata/one.json", b"1")
-    assert store.get_bytes_or_none("metadata/one.json") == b"1"

@@ -107,10 +107,7 @@ def test_local_get_bytes_or_none(tmp_path: Path) -> None:
     assert store.get_bytes_or_none("nowhere/at/all.json") is None
 
 
-def test_s3_get_bytes_or_none_is_one_get(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def test_s3_get_bytes_or_none_is_one_get(aws_credentials: None) -> None:
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
