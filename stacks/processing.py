@@ -136,20 +136,16 @@ class Processing(Construct):
                 actions=["s3:DeleteObject"],
                 resources=objects(DELETE_PREFIXES),
             ),
-            # Spark lists directories both as "prefix" and "prefix/...": allow both forms.
+            # Without ListBucket, S3 answers a GET or HEAD of a missing key with 403 instead of
+            # 404: the process job's first read (its input manifest, absent before the first
+            # success) and EMRFS's probes of output paths not yet written would fail with
+            # AccessDenied. An s3:prefix condition cannot help: object requests carry no
+            # prefix, so a conditioned statement never matches them. This one statement also
+            # covers Spark's directory listings; it lists names, never reads an object.
             iam.PolicyStatement(
-                sid="ListPipelineData",
+                sid="TellMissingFromForbidden",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={
-                    "StringLike": {
-                        "s3:prefix": [
-                            form
-                            for prefix in READ_PREFIXES
-                            for form in (prefix.rstrip("/"), f"{prefix}*")
-                        ]
-                    }
-                },
             ),
         ]
         for statement in statements:
@@ -186,6 +182,13 @@ class Processing(Construct):
             "spark.archives": f"{self._dependencies.s3_object_url}#{DEPS_ALIAS}",
             "spark.emr-serverless.driverEnv.PYTHONPATH": f"./{DEPS_ALIAS}",
             "spark.executorEnv.PYTHONPATH": f"./{DEPS_ALIAS}",
+            # The archive's compiled wheels are built for one Python (settings.python_version);
+            # unpinned, the release may start another, and numpy from the archive fails to
+            # import. Properties as in AWS's EMR Serverless guide, "Using different Python
+            # versions" (docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/using-python.html).
+            "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": settings.python_executable,
+            "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": settings.python_executable,
+            "spark.executorEnv.PYSPARK_PYTHON": settings.python_executable,
             "spark.driver.cores": str(DRIVER_CORES),
             "spark.driver.memory": "4g",
             "spark.executor.cores": str(EXECUTOR_CORES),

@@ -81,3 +81,12 @@ class DeploySettings:
     def pip_platform(self) -> str:
         """pip's ``--platform`` for wheels that run on the target architecture."""
         return "manylinux2014_aarch64" if self.architecture == "arm64" else "manylinux2014_x86_64"
+
+    @property
+    def python_executable(self) -> str:
+        """The interpreter the Spark driver and executors run: the one the wheels target.
+
+        EMR releases ship several Pythons side by side (``emr-spark-8.0.0``: 3.11, 3.12 and
+        3.13), each at ``/usr/bin/pythonX.Y``.
+        """
+        return f"/usr/bin/python{self.python_version}"

@@ -227,6 +227,16 @@ class TestEmrJobRole:
             f"{data_bucket}/logs/emr/*",
         }
 
+    def test_lists_only_the_data_bucket(self, template: dict[str, Any], data_bucket: str) -> None:
+        # Unconditioned (object requests carry no s3:prefix), so it must name one bucket.
+        listed = {
+            r
+            for s in role_statements(template, JOB_ROLE)
+            if any(a.startswith("s3:List") for a in s.actions)
+            for r in s.resources
+        }
+        assert listed == {data_bucket}
+
     def test_deletes_only_under_processed(self, template: dict[str, Any], data_bucket: str) -> None:
         deleted = {
             r

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +52,43 @@ def processing(stack: Stack) -> Processing:
 def statements(stack: Stack, template: Template) -> list[dict[str, Any]]:
     """Everything the job role may do."""
     return role_statements(template, logical_id(stack, "Processing/JobRole"))
+
+
+def spark_confs(stack: Stack, processing: Processing, job: str = "process") -> dict[str, str]:
+    """The ``--conf name=value`` pairs of a job's synthesized SparkSubmitParameters."""
+    params = render(stack.resolve(processing.spark_submit(job)["sparkSubmitParameters"]))
+    parts = params.split()
+    return dict(parts[i + 1].split("=", 1) for i, p in enumerate(parts) if p == "--conf")
+
+
+# Compiled extension modules name the CPython they were built for: "cpython-311-..." or the
+# stable ABI ("abi3"); a shared library without such a tag (numpy.libs/...) is not a module.
+EXTENSION_TAG = re.compile(r"\.cpython-(\d)(\d+)-[^/]*\.so$")
+WHEEL_TAG = re.compile(r"^Tag: (\S+)-(\S+)-(\S+)$", re.MULTILINE)
+
+
+def archive_python_tags(archive: Path) -> tuple[set[tuple[int, int]], dict[str, list[str]]]:
+    """The CPython versions of the archive's extension modules, and each wheel's tags."""
+    extensions: set[tuple[int, int]] = set()
+    wheels: dict[str, list[str]] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if match := EXTENSION_TAG.search(member.name):
+                extensions.add((int(match.group(1)), int(match.group(2))))
+            elif member.name.endswith(".dist-info/WHEEL"):
+                text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+                wheels[member.name] = ["-".join(tag) for tag in WHEEL_TAG.findall(text)]
+    return extensions, wheels
+
+
+def wheel_runs_on(tag: str, python: tuple[int, int]) -> bool:
+    """Whether a wheel tag (``cp311-cp311-manylinux...``, ``py3-none-any``) fits ``python``."""
+    interpreter, abi, _platform = tag.split("-")
+    if all(part.startswith("py") for part in interpreter.split(".")):
+        return any(part in ("py3", f"py{python[0]}{python[1]}") for part in interpreter.split("."))
+    built = (int(interpreter[2]), int(interpreter[3:]))
+    # abi3 wheels run on the version they name and every later one; others on theirs alone.
+    return built <= python if abi == "abi3" else built == python
 
 
 def bucket_resources(statements: list[dict[str, Any]], action: str, stack: Stack) -> set[str]:
@@ -141,13 +180,17 @@ class TestJobRole:
             for prefix in ("ingest", "metadata", "quarantine", "processed", "reports")
         }
 
-    def test_listing_is_limited_to_the_pipeline_prefixes(
-        self, statements: list[dict[str, Any]]
+    def test_listing_the_data_bucket_is_unconditioned_so_missing_keys_read_as_404(
+        self, stack: Stack, statements: list[dict[str, Any]]
     ) -> None:
+        # A GetObject of a missing key (the input manifest before the first run, EMRFS's
+        # probes of output paths) carries no s3:prefix: a conditioned ListBucket never
+        # matches it, and S3 answers 403 instead of 404.
         (listing,) = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
-        prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
-        assert "processed/*" in prefixes and "ingest/*" in prefixes
-        assert "*" not in prefixes and "logs/*" not in prefixes
+        assert as_list(listing["Action"]) == ["s3:ListBucket"]
+        assert "Condition" not in listing
+        resources = [render(r) for r in as_list(listing["Resource"])]
+        assert resources == ["${" + logical_id(stack, "Storage/Data") + ".Arn}"]
 
     def test_no_wildcard_actions_and_no_wildcard_resources(
         self, statements: list[dict[str, Any]]
@@ -192,6 +235,41 @@ class TestSparkSubmit:
         assert confs["spark.dynamicAllocation.maxExecutors"] == "7"
         assert confs["spark.executor.cores"] == "4"
         assert confs["spark.sql.files.maxPartitionBytes"]
+
+    @pytest.mark.parametrize("job", sorted(JOBS))
+    def test_driver_and_executors_run_the_python_the_archive_is_built_for(
+        self, stack: Stack, processing: Processing, job: str
+    ) -> None:
+        confs = spark_confs(stack, processing, job)
+        pins = {
+            confs.get(name)
+            for name in (
+                "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON",
+                "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
+                "spark.executorEnv.PYSPARK_PYTHON",
+            )
+        }
+        assert len(pins) == 1, f"driver and executors must run one interpreter, not {pins}"
+        (pin,) = pins
+        match = re.fullmatch(r"/usr/bin/python(\d)\.(\d+)", pin or "")
+        assert match, f"not a pinned interpreter: {pin!r}"
+        python = (int(match.group(1)), int(match.group(2)))
+
+        # The archive this stack ships (staged by synth), not a rebuilt one.
+        outdir = Path(stack.node.root.outdir)  # type: ignore[attr-defined]
+        (archive,) = outdir.glob("asset.*.tgz")
+        assert archive.name.split(".")[1] in confs["spark.archives"]
+        extensions, wheels = archive_python_tags(archive)
+        compiled = [name for name, tags in wheels.items() if tags[0].startswith("cp")]
+        assert extensions and compiled, "no compiled wheel in the archive: nothing to check"
+        assert extensions == {python}, f"extensions for {extensions}, pinned {pin}"
+        # A wheel installs when any of its tags fits (universal ones list py2 and py3).
+        misfits = {
+            name: tags
+            for name, tags in wheels.items()
+            if not any(wheel_runs_on(tag, python) for tag in tags)
+        }
+        assert not misfits, f"wheels that do not run on {pin}: {misfits}"
 
     def test_unknown_job_is_rejected(self, processing: Processing) -> None:
         with pytest.raises(ValueError, match="unknown job 'resize'"):
