@@ -5,6 +5,18 @@ Each step is one EMR Serverless job run, started and awaited with Step Functions
 The jobs' command lines come from :func:`imgpipe.jobs.job_arguments`, the same definition the
 jobs parse, and the run id is the execution's name: a run started as ``2024-06-01`` writes
 ``reports/2024-06-01/``.
+
+Each start carries a ``ClientToken`` that EMR Serverless uses for idempotency: a repeated
+``StartJobRun`` with the same token returns the job run of the first call instead of starting
+another. The token is a SHA-256 (64 hex characters, the API's maximum length) of the
+execution's id, the step and the execution's redrive count:
+
+- a Retry of the state sends the same token, so a start that did reach EMR (its answer lost to
+  a throttle or a 5xx) gets the job run it already started, never a second one;
+- a redrive keeps the execution's id but increments ``$$.Execution.RedriveCount``, so the
+  redriven step gets a new token and a new job run (the old token would hand back the old,
+  failed run);
+- each step has its own token, and a new execution has a new id.
 """
 
 from __future__ import annotations
@@ -28,14 +40,28 @@ from imgpipe.records import REPORTS_PREFIX
 from stacks.processing import Processing
 from stacks.settings import DeploySettings
 
-START_JOB_RUN_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"
+# The optimized integration's Resource, after "arn:PARTITION:" (the stack's partition, so that
+# the definition also works in aws-cn and aws-us-gov).
+START_JOB_RUN_SYNC = "states:::emr-serverless:startJobRun.sync"
 # The run id inside the state machine: the execution's name (unique per state machine).
 EXECUTION_NAME = "$$.Execution.Name"
 # The EventBridge rule that Step Functions manages to await EMR Serverless job runs (.sync).
 SYNC_RULE_NAME = "StepFunctionsGetEventsForEMRServerlessJobRule"
-# Service-side hiccups worth another attempt. A failed Spark job (States.TaskFailed) is not
-# retried: it is most often a code or data problem, and a rerun costs a full job's compute.
-RETRYABLE_ERRORS = ("EmrServerless.ThrottlingException", "EmrServerless.InternalServerException")
+# Service-side hiccups worth another attempt: EMR Serverless's throttling and 5xx errors
+# (ThrottlingException, InternalServerException in its API reference). A failed Spark job
+# (States.TaskFailed) is not retried: it is most often a code or data problem, and a rerun
+# costs a full job's compute. Step Functions' page on this integration
+# (docs.aws.amazon.com/step-functions/latest/dg/connect-emr-serverless.html) names no errors,
+# and an unknown name never matches, so both spellings in use are listed: "EMRServerless."
+# is what public workflows on this optimized integration match and report; "EmrServerless."
+# is the documented ServiceName.ErrorName form of the AWS SDK integrations
+# (supported-services-awssdk.html). A name the service never reports costs nothing.
+TRANSIENT_EMR_ERRORS = ("ThrottlingException", "InternalServerException")
+RETRYABLE_ERRORS = tuple(
+    f"{prefix}.{error}"
+    for prefix in ("EMRServerless", "EmrServerless")
+    for error in TRANSIENT_EMR_ERRORS
+)
 STEPS = ("process", "analyze", "report")
 CDK_TOKEN = re.compile(r"\$\{Token\[[^\]]*\]\}")
 
@@ -51,6 +77,16 @@ def intrinsic_literal(value: str) -> str:
     escaped = [re.sub(r"([\\'{}])", r"\\\1", piece) for piece in pieces]
     joined = escaped[0] + "".join(m + e for m, e in zip(markers, escaped[1:], strict=True))
     return f"'{joined}'"
+
+
+def client_token_expression(step: str) -> str:
+    """The intrinsic giving ``step`` a ``ClientToken``, the same on retries, new on redrive.
+
+    See the module docstring; ``$$.Execution.RedriveCount`` is 0 until the first redrive.
+    """
+    parts = ("$$.Execution.Id", intrinsic_literal(step), "$$.Execution.RedriveCount")
+    key = f"States.Format('{{}}/{{}}/{{}}', {', '.join(parts)})"
+    return f"States.Hash({key}, 'SHA-256')"
 
 
 def arguments_expression(arguments: list[str], run_id_placeholder: str) -> str:
@@ -116,6 +152,28 @@ class Orchestration(Construct):
             display_name="imgpipe notifications",
             master_key=key,
             enforce_ssl=True,
+        )
+        # enforce_ssl writes a TopicPolicy, and a TopicPolicy replaces SNS's default policy: with
+        # only its Deny, nothing would let CloudWatch publish, and no alarm would notify anyone.
+        # Only this account's alarms may. The state machine needs nothing here: its role's
+        # identity policy suffices within the account.
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": (
+                            f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}"
+                            ":alarm:*"
+                        )
+                    },
+                },
+            )
         )
         if settings.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
@@ -193,12 +251,12 @@ class Orchestration(Construct):
             step.capitalize(),
             state_json={
                 "Type": "Task",
-                "Resource": START_JOB_RUN_SYNC,
+                "Resource": f"arn:{Stack.of(self).partition}:{START_JOB_RUN_SYNC}",
                 "Parameters": {
                     "ApplicationId": processing.application_id,
                     "ExecutionRoleArn": processing.job_role.role_arn,
                     "Name.$": f"States.Format('imgpipe-{step}-{{}}', {EXECUTION_NAME})",
-                    "ClientToken.$": "States.UUID()",
+                    "ClientToken.$": client_token_expression(step),
                     "JobDriver": {"SparkSubmit": spark_submit},
                     "ConfigurationOverrides": {
                         "MonitoringConfiguration": {

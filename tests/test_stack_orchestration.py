@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -16,7 +17,13 @@ from aws_cdk.assertions import Match, Template
 from app import build_app
 
 JOB_STATES = ("Process", "Analyze", "Report")
-SERVICE_ERRORS = ["EmrServerless.ThrottlingException", "EmrServerless.InternalServerException"]
+# EMR Serverless's throttling and 5xx errors, as public workflows on the optimized integration
+# match them ("EMRServerless."), and in the AWS SDK integrations' documented form.
+SERVICE_ERRORS = {
+    f"{prefix}.{error}"
+    for prefix in ("EMRServerless", "EmrServerless")
+    for error in ("ThrottlingException", "InternalServerException")
+}
 
 
 def _placeholder(value: Any) -> str:
@@ -51,7 +58,12 @@ def parse_states_array(expression: str, context: dict[str, str]) -> list[str]:
     """Evaluate ``States.Array('lit', $$.Path, ...)``: literals unescaped, paths from context."""
     match = re.fullmatch(r"States\.Array\((.*)\)", expression, flags=re.DOTALL)
     assert match, f"not a States.Array expression: {expression}"
-    body, values, position = match.group(1), [], 0
+    return [str(value) for value in parse_items(match.group(1), context)]
+
+
+def parse_items(body: str, context: dict[str, Any]) -> list[Any]:
+    """Comma-separated intrinsic arguments: literals unescaped, ``$$`` paths from context."""
+    values, position = [], 0
     while position < len(body):
         item = _INTRINSIC_ITEM.match(body, position)
         assert item and item.end() > position, f"cannot parse {body[position:]!r}"
@@ -59,6 +71,26 @@ def parse_states_array(expression: str, context: dict[str, str]) -> list[str]:
         values.append(re.sub(r"\\(.)", r"\1", literal) if literal is not None else context[path])
         position = item.end()
     return values
+
+
+def evaluate_client_token(expression: str, context: dict[str, Any]) -> str:
+    """What Step Functions makes of ``States.Hash(States.Format('...', ...), 'SHA-256')``.
+
+    ``States.Format`` puts each argument's JSON value (a string as is, a number as its digits)
+    in place of a ``{}``; ``States.Hash`` gives the digest in lower-case hex.
+    """
+    match = re.fullmatch(
+        r"States\.Hash\(States\.Format\('((?:[^'\\]|\\.)*)', (.*)\), 'SHA-256'\)", expression
+    )
+    assert match, f"not a SHA-256 of a States.Format: {expression}"
+    (template,) = parse_items(f"'{match.group(1)}'", {})
+    arguments = parse_items(match.group(2), context)
+    text = template.split("{}")
+    formatted = text[0] + "".join(
+        (a if isinstance(a, str) else json.dumps(a)) + rest
+        for a, rest in zip(arguments, text[1:], strict=True)
+    )
+    return hashlib.sha256(formatted.encode()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +123,18 @@ def test_runs_process_then_analyze_then_report_then_returns_the_report(
     assert states["Report ready"]["End"] is True
 
 
-def test_each_job_is_an_awaited_emr_serverless_run_with_a_fresh_client_token(
+def test_each_job_is_an_awaited_emr_serverless_run(
     definition: dict[str, Any], template: Template
 ) -> None:
     application = next(iter(template.find_resources("AWS::EMRServerless::Application")))
     for name in JOB_STATES:
         state = definition["States"][name]
         params = state["Parameters"]
-        assert state["Resource"] == "arn:aws:states:::emr-serverless:startJobRun.sync"
+        assert state["Resource"] == (
+            "arn:@Ref:AWS::Partition@:states:::emr-serverless:startJobRun.sync"
+        )
         assert params["ApplicationId"] == f"@GetAtt:{application}.ApplicationId@"
         assert params["ExecutionRoleArn"].startswith("@GetAtt:ProcessingJobRole")
-        assert params["ClientToken.$"] == "States.UUID()"
         assert params["ExecutionTimeoutMinutes"] == 120
         assert params["ConfigurationOverrides"]["MonitoringConfiguration"][
             "S3MonitoringConfiguration"
@@ -109,13 +142,61 @@ def test_each_job_is_an_awaited_emr_serverless_run_with_a_fresh_client_token(
         assert "$$.Execution.Name" in params["Name.$"]
 
 
+def test_no_arn_in_the_definition_names_the_aws_partition_literally(template: Template) -> None:
+    # aws-cn and aws-us-gov have other partitions: every ARN must take the stack's.
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    definition = machine["Properties"]["DefinitionString"]
+    _, parts = definition["Fn::Join"]
+    literals = [part for part in parts if isinstance(part, str)]
+    assert not [text for text in literals if "arn:aws:" in text]
+    assert {"Ref": "AWS::Partition"} in parts
+
+
+def test_client_tokens_are_stable_across_retries_and_new_on_redrive(
+    definition: dict[str, Any],
+) -> None:
+    assert "States.UUID" not in json.dumps(definition)
+    run: dict[str, Any] = {
+        "$$.Execution.Id": "arn:aws:states:eu-west-1:123456789012:execution:Pipeline:2024-06-01",
+        "$$.Execution.RedriveCount": 0,
+    }
+    tokens = {}
+    for name in JOB_STATES:
+        expression = definition["States"][name]["Parameters"]["ClientToken.$"]
+        for path in ("$$.Execution.Id", "$$.Execution.RedriveCount"):
+            assert path in expression
+        first_attempt = evaluate_client_token(expression, run)
+        retried = evaluate_client_token(expression, dict(run))  # a Retry: same context
+        redriven = evaluate_client_token(expression, {**run, "$$.Execution.RedriveCount": 1})
+        other_run = evaluate_client_token(
+            expression, {**run, "$$.Execution.Id": run["$$.Execution.Id"] + "-b"}
+        )
+        assert first_attempt == retried
+        assert redriven != first_attempt and other_run != first_attempt
+        assert re.fullmatch(r"[0-9a-f]{64}", first_attempt)  # StartJobRun allows 1..64 chars
+        tokens[name] = first_attempt
+    assert len(set(tokens.values())) == len(JOB_STATES)
+
+
+def test_client_token_is_the_sha256_of_execution_step_and_redrive_count() -> None:
+    from stacks.orchestration import client_token_expression
+
+    context = {
+        "$$.Execution.Id": "arn:aws:states:r:1:execution:m:n",
+        "$$.Execution.RedriveCount": 2,
+    }
+    expected = hashlib.sha256(b"arn:aws:states:r:1:execution:m:n/process/2").hexdigest()
+    assert evaluate_client_token(client_token_expression("process"), context) == expected
+
+
 def test_jobs_retry_service_errors_with_jittered_backoff_but_not_failed_spark_jobs(
     definition: dict[str, Any],
 ) -> None:
     for name in JOB_STATES:
         (retry,) = definition["States"][name]["Retry"]
+        assert set(retry["ErrorEquals"]) == SERVICE_ERRORS
         assert retry == {
-            "ErrorEquals": SERVICE_ERRORS,
+            "ErrorEquals": retry["ErrorEquals"],
             "IntervalSeconds": 30,
             "BackoffRate": 2,
             "MaxAttempts": 3,
@@ -245,6 +326,37 @@ def test_topic_is_encrypted_with_a_rotated_key_and_refuses_plain_http(template: 
             }
         },
     )
+
+
+def test_cloudwatch_alarms_of_this_account_may_publish_to_the_topic(template: Template) -> None:
+    # The TopicPolicy replaces SNS's default policy: without this Allow no alarm can notify.
+    topic = next(iter(template.find_resources("AWS::SNS::Topic")))
+    (policy,) = template.find_resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic}]
+    allows = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+    ]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source_arn = allow["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert source_arn == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cloudwatch:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":alarm:*",
+            ],
+        ]
+    }
 
 
 def test_cloudwatch_alarms_may_use_the_topic_key(template: Template) -> None:
