@@ -21,7 +21,6 @@ execution's id, the step and the execution's redrive count:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -37,14 +36,13 @@ from constructs import Construct
 
 from imgpipe.jobs import JOBS, job_arguments
 from imgpipe.records import REPORTS_PREFIX
+from stacks.intrinsics import EXECUTION_NAME, arguments_expression, client_token_expression
 from stacks.processing import Processing
 from stacks.settings import DeploySettings
 
 # The optimized integration's Resource, after "arn:PARTITION:" (the stack's partition, so that
 # the definition also works in aws-cn and aws-us-gov).
 START_JOB_RUN_SYNC = "states:::emr-serverless:startJobRun.sync"
-# The run id inside the state machine: the execution's name (unique per state machine).
-EXECUTION_NAME = "$$.Execution.Name"
 # The EventBridge rule that Step Functions manages to await EMR Serverless job runs (.sync).
 SYNC_RULE_NAME = "StepFunctionsGetEventsForEMRServerlessJobRule"
 # Service-side hiccups worth another attempt: EMR Serverless's throttling and 5xx errors
@@ -63,38 +61,6 @@ RETRYABLE_ERRORS = tuple(
     for error in TRANSIENT_EMR_ERRORS
 )
 STEPS = ("process", "analyze", "report")
-CDK_TOKEN = re.compile(r"\$\{Token\[[^\]]*\]\}")
-
-
-def intrinsic_literal(value: str) -> str:
-    """``value`` as a quoted string literal inside a Step Functions intrinsic function.
-
-    CDK token markers (``${Token[...]}``, e.g. the bucket name) are kept intact: they resolve
-    to names that hold none of the characters the intrinsic syntax reserves.
-    """
-    pieces = CDK_TOKEN.split(value)
-    markers = CDK_TOKEN.findall(value)
-    escaped = [re.sub(r"([\\'{}])", r"\\\1", piece) for piece in pieces]
-    joined = escaped[0] + "".join(m + e for m, e in zip(markers, escaped[1:], strict=True))
-    return f"'{joined}'"
-
-
-def client_token_expression(step: str) -> str:
-    """The intrinsic giving ``step`` a ``ClientToken``, the same on retries, new on redrive.
-
-    See the module docstring; ``$$.Execution.RedriveCount`` is 0 until the first redrive.
-    """
-    parts = ("$$.Execution.Id", intrinsic_literal(step), "$$.Execution.RedriveCount")
-    key = f"States.Format('{{}}/{{}}/{{}}', {', '.join(parts)})"
-    return f"States.Hash({key}, 'SHA-256')"
-
-
-def arguments_expression(arguments: list[str], run_id_placeholder: str) -> str:
-    """``States.Array(...)`` of ``arguments`` with the execution name for the run id."""
-    items = (
-        EXECUTION_NAME if arg == run_id_placeholder else intrinsic_literal(arg) for arg in arguments
-    )
-    return f"States.Array({', '.join(items)})"
 
 
 class Orchestration(Construct):

@@ -179,7 +179,7 @@ def test_client_tokens_are_stable_across_retries_and_new_on_redrive(
 
 
 def test_client_token_is_the_sha256_of_execution_step_and_redrive_count() -> None:
-    from stacks.orchestration import client_token_expression
+    from stacks.intrinsics import client_token_expression
 
     context = {
         "$$.Execution.Id": "arn:aws:states:r:1:execution:m:n",
@@ -397,7 +397,7 @@ def test_alarm_email_is_subscribed_to_the_topic(cdk_context: dict[str, Any]) -> 
     [["--root", "s3://b"], ["it's", "{braces}", "back\\slash", "$.not-a-path"]],
 )
 def test_job_arguments_survive_the_intrinsic_array_unchanged(arguments: list[str]) -> None:
-    from stacks.orchestration import arguments_expression
+    from stacks.intrinsics import arguments_expression
 
     expression = arguments_expression([*arguments, "RUN"], "RUN")
     assert parse_states_array(expression, {"$$.Execution.Name": "run-7"}) == [*arguments, "run-7"]
