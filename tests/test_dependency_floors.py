@@ -8,6 +8,7 @@ install that crashes: ``imgpipe aws`` builds a botocore ``Config`` with
 from __future__ import annotations
 
 import tomllib
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,12 @@ PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 CHECKSUM_CONFIG_SINCE = Version("1.36.0")
 
 
-def floors() -> dict[str, Version]:
-    """The ``>=`` floor of each core dependency that has one, by normalised name."""
+def floors(extra: str | None = None) -> dict[str, Version]:
+    """The ``>=`` floor of each dependency that has one (core, or of ``extra``), by name."""
     project = tomllib.loads(PYPROJECT.read_text())["project"]
+    lines = project["optional-dependencies"][extra] if extra else project["dependencies"]
     found: dict[str, Version] = {}
-    for line in project["dependencies"]:
+    for line in lines:
         requirement = Requirement(line)
         lows = [Version(s.version) for s in requirement.specifier if s.operator in (">=", "==")]
         if lows:
@@ -51,3 +53,17 @@ def test_the_upload_config_takes_the_option_it_is_floored_for() -> None:
     # botocore-stubs do not know the option yet.
     setting = UPLOAD_CONFIG.request_checksum_calculation  # type: ignore[attr-defined]
     assert setting == "when_required"
+
+
+@pytest.mark.parametrize("package", ["aws-cdk-lib", "constructs"])
+def test_cdk_floors_are_what_the_installed_cdk_nag_requires(package: str) -> None:
+    # cdk-nag 3 finds nothing to acknowledge without aws_cdk.Validations (a recent
+    # aws-cdk-lib): a lower floor would promise installs that cannot synthesize.
+    pytest.importorskip("cdk_nag")
+    (needed,) = [
+        Requirement(line)
+        for line in requires("cdk-nag") or []
+        if Requirement(line).name.lower() == package
+    ]
+    lows = [Version(s.version) for s in needed.specifier if s.operator == ">="]
+    assert floors("cdk")[package] >= max(lows)
