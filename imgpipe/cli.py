@@ -86,11 +86,21 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     check.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=300.0,
         metavar="SECONDS",
         help="how long to wait for the ingest Lambda's record (default: 300)",
     )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,7 @@ class Deployment:
     queue_url: str
     dlq_url: str
     runs: list[dict[str, Any]] = field(default_factory=list)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def keys(self, prefix: str = "") -> dict[str, str]:
         """Every current object under ``prefix`` with its ETag."""
@@ -73,6 +74,8 @@ class Deployment:
     def lambda_runs(self, seconds: float) -> None:
         """The event source mapping: queued messages to the real handler; done ones deleted."""
         messages = self.receive()
+        for key in self.keys("ingest/_imgpipe-check/"):  # as the Lambda finds them
+            self.uploads[key] = self.s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
         failed = set(invoke(messages)) if messages else set()
         for message in messages:
             if message["MessageId"] not in failed:
@@ -213,6 +216,10 @@ def test_check_reports_on_the_sample_then_removes_only_its_own_objects(
     assert (sample["format"], sample["width"], sample["height"]) == ("JPEG", 240, 160)
     assert (sample["creator"], sample["creator_source"]) == ("imgpipe check", "metadata")
     assert [label["name"] for label in sample["labels"]] == ["Mobile Phone"]  # moto's answer
+    upload = deployment.uploads[sample["key"]]
+    assert upload["ContentType"] == "image/jpeg"
+    # Sent without a client checksum, as `imgpipe aws upload` sends: S3 assigns CRC64NVME.
+    assert not [name for name in upload if name.startswith("Checksum")]
     # Afterwards: the report is there, the sample and its record are gone, the user's
     # objects (and another check's leftovers) are untouched.
     assert deployment.keys() == {**before, report: deployment.keys()[report]}
@@ -318,6 +325,16 @@ def test_check_without_the_stack_is_an_operator_error(
     assert main(["aws", "check", "--stack", "Nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("imgpipe: error: stack 'Nope' not found")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "soon", "nan"])
+def test_timeout_must_be_a_positive_number_of_seconds(
+    timeout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["aws", "check", "--timeout", timeout])
+    assert exited.value.code == 2
+    assert "not a positive number of seconds" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
