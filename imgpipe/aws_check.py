@@ -174,7 +174,7 @@ def no_record_message(sqs: Any, stack: StackOutputs, key: str, timeout: float) -
     function = stack.ingest_function or "the ingest function"
     logs = f"log group {stack.ingest_log_group}" if stack.ingest_log_group else "log group"
     return (
-        f"no record for s3://{stack.bucket}/{key} after {timeout:.0f}s: ingest queue {waiting} "
+        f"no record for s3://{stack.bucket}/{key} after {timeout:g}s: ingest queue {waiting} "
         f"waiting, {in_flight} in flight; dead-letter queue {dead}; look at the ingest "
         f"Lambda's {logs} and its Errors metric (AWS/Lambda, FunctionName {function})"
     )
@@ -236,15 +236,15 @@ def _follow(
     progress: ProgressReporter,
     sleep: Callable[[float], None],
 ) -> str:
-    progress.info(f"check: waiting up to {timeout:.0f}s for the ingest Lambda's record")
+    progress.info(f"check: waiting up to {timeout:g}s for the ingest Lambda's record")
     found = wait_for_record(s3, stack.bucket, key, timeout, sleep)
     if found is None:
         raise CheckFailed(no_record_message(sqs, stack, key, timeout))
     record_key, record = found
     if record_key.startswith(QUARANTINE_PREFIX):
+        message = " ".join(str(record.get("message", "")).split())[:300]  # one line
         raise CheckFailed(
-            f"the sample was quarantined ({record_key}): "
-            f"{record.get('reason', '?')}: {record.get('message', '')}"
+            f"the sample was quarantined ({record_key}): {record.get('reason', '?')}: {message}"
         )
     labels = ", ".join(str(label.get("name")) for label in record.get("labels", [])[:5])
     progress.info(f"check: ingested, labels: {labels or 'none'}")
