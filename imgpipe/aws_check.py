@@ -18,6 +18,7 @@ from typing import Any
 from uuid import uuid4
 
 from botocore.exceptions import BotoCoreError, ClientError
+from PIL import Image
 
 from imgpipe.aws_ops import (
     OpsError,
@@ -48,7 +49,6 @@ DELETABLE_PREFIXES = (
     METADATA_PREFIX + CHECK_FOLDER,
     QUARANTINE_PREFIX + CHECK_FOLDER,
 )
-DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 5.0
 CHECK_CREATOR = "imgpipe check"
 # Rekognition needs at least 80 px per side; this size keeps the JPEG at a few KB.
@@ -79,8 +79,6 @@ def sample_jpeg() -> bytes:
     Deterministic, so repeated checks send the same content: the label cache then spares the
     Rekognition call and the process stage's feature cache the decode.
     """
-    from PIL import Image
-
     try:
         from skimage import data
 
@@ -92,10 +90,9 @@ def sample_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _generated_photo() -> Any:
+def _generated_photo() -> Image.Image:
     """Smooth gradients and a disc: something a labeler can look at, without skimage."""
     import numpy as np
-    from PIL import Image
 
     width, height = SAMPLE_SIZE
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -124,7 +121,6 @@ def require_check_key(key: str) -> None:
 
 def upload_sample(s3: Any, bucket: str, key: str, data: bytes) -> None:
     """Put the sample as ``imgpipe aws upload`` would (the caller's client has UPLOAD_CONFIG)."""
-    require_check_key(key)
     metadata = {
         "sha256": hashlib.sha256(data).hexdigest(),
         "creator": encode_metadata_text(CHECK_CREATOR),
