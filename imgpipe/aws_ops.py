@@ -1,7 +1,7 @@
-"""Operator commands for the deployed pipeline: ``imgpipe aws upload | run | report``.
+"""Operator commands for the deployed pipeline: ``imgpipe aws upload | run | report | check``.
 
 Everything is found from the CloudFormation stack's outputs (``BucketName``,
-``StateMachineArn``), so the user names at most the stack. Problems an operator can fix (no
+``StateMachineArn``, ...), so the user names at most the stack. Problems an operator can fix (no
 stack, no credentials, no report yet) are :class:`OpsError` with a one-line message.
 """
 
@@ -34,6 +34,14 @@ from imgpipe.s3_events import encode_metadata_text
 from imgpipe.store import LocalStore, S3Store
 
 DEFAULT_STACK = "Imgpipe"
+# The stack's outputs, by name (the stack imports these): the bucket and state machine are
+# required, the rest only sharpen ``imgpipe aws check``'s failure messages.
+OUTPUT_BUCKET = "BucketName"
+OUTPUT_STATE_MACHINE = "StateMachineArn"
+OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
+OUTPUT_DEAD_LETTER_QUEUE = "DeadLetterQueueUrl"
+OUTPUT_INGEST_FUNCTION = "IngestFunctionName"
+OUTPUT_INGEST_LOG_GROUP = "IngestLogGroupName"
 POLL_SECONDS = 5.0
 # No client-side checksum on upload, so S3 gives each object a full-object CRC64NVME: the
 # content identity the ingest Lambda reads with a HEAD instead of downloading the image.
@@ -57,6 +65,10 @@ class StackOutputs:
     stack: str
     bucket: str
     state_machine_arn: str
+    ingest_queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    ingest_function: str | None = None
+    ingest_log_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,10 +103,18 @@ def stack_outputs(cloudformation: Any, stack: str = DEFAULT_STACK) -> StackOutpu
     """Read the bucket and state machine from the stack's outputs."""
     (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
-    missing = [name for name in ("BucketName", "StateMachineArn") if name not in outputs]
+    missing = [name for name in (OUTPUT_BUCKET, OUTPUT_STATE_MACHINE) if name not in outputs]
     if missing:
         raise OpsError(f"stack {stack!r} has no output {', '.join(missing)}: is it imgpipe's?")
-    return StackOutputs(stack, outputs["BucketName"], outputs["StateMachineArn"])
+    return StackOutputs(
+        stack,
+        outputs[OUTPUT_BUCKET],
+        outputs[OUTPUT_STATE_MACHINE],
+        outputs.get(OUTPUT_INGEST_QUEUE),
+        outputs.get(OUTPUT_DEAD_LETTER_QUEUE),
+        outputs.get(OUTPUT_INGEST_FUNCTION),
+        outputs.get(OUTPUT_INGEST_LOG_GROUP),
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -311,7 +331,7 @@ def download_report(s3: Any, bucket: str, run_id: str, target: Path) -> Path:
 
 
 def main(args: Any, progress: ProgressReporter | None = None) -> int:
-    """Run ``imgpipe aws upload|run|report`` from parsed arguments; the exit status.
+    """Run ``imgpipe aws upload|run|report|check`` from parsed arguments; the exit status.
 
     Output for scripts (the report URI, the downloaded path) goes to stdout, progress to
     stderr.
@@ -328,6 +348,10 @@ def main(args: Any, progress: ProgressReporter | None = None) -> int:
                 f"s3://{stack.bucket}/{INGEST_PREFIX}, {done.skipped} unchanged skipped"
             )
             return 0
+        if args.aws_command == "check":
+            from imgpipe import aws_check
+
+            return aws_check.main(session, stack, args.timeout, progress)
         if args.aws_command == "run":
             sfn = session.client("stepfunctions", config=RETRY_CONFIG)
             run_id, execution_arn = start_run(sfn, stack.state_machine_arn)

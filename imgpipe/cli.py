@@ -50,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``imgpipe aws upload|run|report``: operate the deployed pipeline."""
+    """``imgpipe aws upload|run|report|check``: operate the deployed pipeline."""
     aws = commands.add_parser(
         "aws",
-        help="operate the pipeline deployed to AWS (upload, run, report)",
+        help="operate the pipeline deployed to AWS (upload, run, report, check)",
         description="Operate the deployed pipeline; the bucket and state machine are read "
         "from the CloudFormation stack's outputs.",
     )
@@ -77,6 +77,30 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     report.add_argument(
         "--download", type=Path, default=None, metavar="DIR", help="copy it here to open offline"
     )
+    check = aws_commands.add_parser(
+        "check",
+        parents=[common],
+        help="after deploying: send one sample photo through ingest, a run and the report",
+        description="Upload one small photo under ingest/_imgpipe-check/, wait for its record, "
+        "run the pipeline, confirm the report, then remove the sample and its record.",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the ingest Lambda's record (default: 300)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,10 +138,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _aws(args: argparse.Namespace) -> int:
-    from imgpipe import aws_ops  # boto3 loads only for the aws commands
+    from imgpipe import aws_check, aws_ops  # boto3 loads only for the aws commands
 
     try:
         return aws_ops.main(args)
+    except aws_check.CheckFailed as exc:
+        print(f"imgpipe: check failed: {exc}", file=sys.stderr)
+        return 1
     except aws_ops.RunFailed as exc:
         print(f"imgpipe: run failed: {exc}", file=sys.stderr)
         return 1

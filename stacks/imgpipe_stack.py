@@ -10,6 +10,14 @@ from aws_cdk import CfnOutput, CfnResource, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from imgpipe.aws_ops import (
+    OUTPUT_BUCKET,
+    OUTPUT_DEAD_LETTER_QUEUE,
+    OUTPUT_INGEST_FUNCTION,
+    OUTPUT_INGEST_LOG_GROUP,
+    OUTPUT_INGEST_QUEUE,
+    OUTPUT_STATE_MACHINE,
+)
 from stacks.acknowledgements import (
     BUCKET_NOTIFICATIONS_HANDLER,
     BUCKET_NOTIFICATIONS_HANDLER_LOGS,
@@ -24,11 +32,6 @@ from stacks.processing import Processing
 from stacks.settings import DeploySettings
 from stacks.storage import Storage
 
-# Output names the operator commands (`imgpipe aws ...`) look up.
-OUTPUT_BUCKET = "BucketName"
-OUTPUT_STATE_MACHINE = "StateMachineArn"
-OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
-OUTPUT_DEAD_LETTER_QUEUE = "DeadLetterQueueUrl"
 PROJECT_TAG = ("project", "imgpipe")
 
 
@@ -57,6 +60,9 @@ class ImgpipeStack(Stack):
         CfnOutput(self, OUTPUT_STATE_MACHINE, value=orchestration.state_machine.state_machine_arn)
         CfnOutput(self, OUTPUT_INGEST_QUEUE, value=ingest.queue.queue_url)
         CfnOutput(self, OUTPUT_DEAD_LETTER_QUEUE, value=ingest.dead_letter_queue.queue_url)
+        # For `imgpipe aws check`'s hint when nothing ingests: where the Lambda's errors are.
+        CfnOutput(self, OUTPUT_INGEST_FUNCTION, value=ingest.function.function_name)
+        CfnOutput(self, OUTPUT_INGEST_LOG_GROUP, value=ingest.function.log_group.log_group_name)
         acknowledge_findings(
             self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
         )
