@@ -1,0 +1,266 @@
+"""Access rehearsal: every deployed role can do what its code does, under AWS's rules.
+
+Each component's real code runs on moto while a botocore hook records its calls
+(:mod:`tests.rehearsal.record`); what cannot run here (Spark's storage access, Lambda's and
+Step Functions' runtime calls, service-to-service edges) is derived from the template or
+declared beside the jobs (:mod:`tests.rehearsal.deployed`). Each call is mapped to the IAM
+requests AWS evaluates and judged against the synthesized policies (:mod:`tests.rehearsal.access`).
+cdk-nag, cfn-lint and checkov read the template; this catches what only a first deployed run
+would: a 403 where the code expected a 404, a topic that refuses its alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.rehearsal import access, deployed, record
+from tests.rehearsal.access import Call, Principal, Request
+from tests.rehearsal.cfn import Stack
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+JOBS = ("process", "analyze", "report")
+# Actions AWS authorises only on "*": a statement granting them is exempt from the wildcard check.
+STAR_ONLY = ("rekognition:DetectLabels", "xray:", "logs:")
+
+
+@dataclass
+class Rehearsal:
+    stack: Stack
+    principals: dict[str, Principal]  # by component: ingest, process, ..., state-machine, services
+    requests: dict[str, list[Request]]
+
+    def denials(self, component: str) -> list[str]:
+        return access.denials(self.stack, self.principals[component], self.requests[component])
+
+
+def _role_of(stack: Stack, arn: str) -> str:
+    (lid,) = [lid for lid in stack.logical_ids("AWS::IAM::Role") if stack.arn(lid) == arn]
+    return lid
+
+
+def _requests(calls: list[Call]) -> list[Request]:
+    return sorted({r for call in calls for r in access.requests_for(call)})
+
+
+@pytest.fixture(scope="module")
+def rehearsal(imgpipe_template: Template) -> Iterator[Rehearsal]:
+    resources = imgpipe_template.to_json()["Resources"]
+    bare = Stack(resources, {})
+    names = {
+        bare.one("AWS::S3::Bucket", "StorageData"): record.BUCKET,
+        bare.one("AWS::DynamoDB::Table"): record.TABLE,
+    }
+    stack = Stack(resources, names)
+    (function,) = [
+        lid
+        for lid in stack.logical_ids("AWS::Lambda::Function")
+        if resources[lid]["Properties"].get("Handler") == "lambda_src.ingest_handler.lambda_handler"
+    ]
+    machine = stack.one("AWS::StepFunctions::StateMachine")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        recorded = record.record_all(monkeypatch)
+    calls = {"ingest": recorded["ingest"] + deployed.lambda_runtime(stack, function)}
+    for job in JOBS:
+        calls[job] = recorded[job] + deployed.job_runtime(stack, machine, job, record.BUCKET)
+    calls["state-machine"] = deployed.state_machine_calls(stack, machine)
+    principals = {
+        "ingest": access.role_principal(stack, _role_of(stack, stack.properties(function)["Role"])),
+        "state-machine": access.role_principal(
+            stack, _role_of(stack, stack.properties(machine)["RoleArn"])
+        ),
+    }
+    execution_roles = {
+        state["Parameters"]["ExecutionRoleArn"]
+        for state in deployed.task_states(stack, machine)
+        if "ExecutionRoleArn" in state["Parameters"]
+    }
+    (job_role_arn,) = execution_roles
+    for job in JOBS:
+        principals[job] = access.role_principal(stack, _role_of(stack, job_role_arn))
+    for service, edge_calls in deployed.service_edges(stack, machine).items():
+        principals[service] = Principal(name=service, service=service)
+        calls[service] = edge_calls
+    yield Rehearsal(stack, principals, {name: _requests(c) for name, c in calls.items()})
+
+
+COMPONENTS = (
+    "ingest",
+    *JOBS,
+    "state-machine",
+    "s3.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+    "emr-serverless.amazonaws.com",
+)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_every_call_of_the_deployed_component_is_allowed(
+    rehearsal: Rehearsal, component: str
+) -> None:
+    assert rehearsal.requests[component], f"nothing recorded or declared for {component}"
+    denied = rehearsal.denials(component)
+    assert not denied, f"{len(denied)} requests AWS would refuse:\n" + "\n".join(denied)
+
+
+ROLES = ("ingest", "process", "state-machine")  # process stands for the shared job role
+
+
+@pytest.mark.parametrize("component", ROLES)
+def test_every_allow_statement_of_a_role_is_used_by_some_call(
+    rehearsal: Rehearsal, component: str
+) -> None:
+    principal = rehearsal.principals[component]
+    users = [c for c, p in rehearsal.principals.items() if p.arn and p.arn == principal.arn]
+    used: set[int] = set()
+    for user in users:
+        for request in rehearsal.requests[user]:
+            used.update(access.decide(rehearsal.stack, principal, request).used)
+    statements = access.identity_statements(principal)
+    unused = [
+        f"{principal.name}: {s.get('Sid', '')} {s['Action']} on {s.get('Resource')}"
+        for i, s in enumerate(statements)
+        if s["Effect"] == "Allow" and i not in used
+    ]
+    assert not unused, "Allow statements no call needs:\n" + "\n".join(unused)
+
+
+@pytest.mark.parametrize("component", ROLES)
+def test_no_role_allows_an_action_wildcard(rehearsal: Rehearsal, component: str) -> None:
+    principal = rehearsal.principals[component]
+    broad = [
+        f"{principal.name}: {action}"
+        for s in access.identity_statements(principal)
+        if s["Effect"] == "Allow"
+        for action in access._listify(s.get("Action", "*"))
+        if "*" in action and not action.startswith(STAR_ONLY)
+    ]
+    assert not broad, broad
+
+
+def test_the_calls_per_principal_are_written_out(
+    rehearsal: Rehearsal, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The list of what each principal does (``-s`` prints it; the file keeps it)."""
+    lines: list[str] = []
+    for component in COMPONENTS:
+        principal = rehearsal.principals[component]
+        lines.append(f"## {component} ({principal.name})")
+        lines += sorted(
+            {f"  {r.action} {_pattern(r.resource)}" for r in rehearsal.requests[component]}
+        )
+    text = "\n".join(lines) + "\n"
+    out = tmp_path_factory.mktemp("rehearsal") / "access_rehearsal.txt"
+    out.write_text(text)
+    print(f"\n{text}(written to {out})")
+    assert "s3:ListBucket" in text and "sns:Publish" in text
+
+
+def _pattern(resource: str) -> str:
+    """A resource with its variable parts (file names, run ids) shown as ``*``."""
+    if ":s3:::" in resource and "/" in resource:
+        bucket, key = resource.split("/", 1)
+        head = key.split("/")[0]
+        return f"{bucket}/{head}/*" if "/" in key else f"{bucket}/{key}"
+    return resource
+
+
+# The evaluator's rules, on small policies whose verdicts AWS documents.
+BUCKET_ARN = "arn:aws:s3:::b"
+TLS = (("aws:SecureTransport", "true"),)
+
+
+def _judge(
+    policy: dict[str, Any], request: Request, resources: dict[str, Any] | None = None
+) -> bool:
+    role = Principal("R", "arn:aws:iam::123456789012:role/R", (policy,))
+    return access.decide(Stack(resources or {}, {}), role, request).allowed
+
+
+def _allow(action: str, resource: str, **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": action, "Resource": resource}
+    if condition:
+        statement["Condition"] = condition
+    return {"Statement": [statement]}
+
+
+def test_a_prefix_conditioned_list_does_not_turn_a_missing_key_into_404() -> None:
+    prefixed = _allow("s3:ListBucket", BUCKET_ARN, StringLike={"s3:prefix": ["m/*"]})
+    probe = access.requests_for(Call.of("s3", "GetObject", Bucket="b", Key="m/missing.json"))
+    assert [r.action for r in probe] == ["s3:GetObject", "s3:ListBucket"]
+    assert not _judge(prefixed, probe[1])
+    assert _judge(_allow("s3:ListBucket", BUCKET_ARN), probe[1])
+    listing = access.requests_for(Call.of("s3", "ListObjectsV2", Bucket="b", Prefix="m/"))
+    assert _judge(prefixed, listing[0])
+
+
+def test_a_versioned_get_needs_get_object_version() -> None:
+    (request, _) = access.requests_for(
+        Call.of("s3", "GetObject", Bucket="b", Key="k", VersionId="v1")
+    )
+    assert request.action == "s3:GetObjectVersion"
+    assert not _judge(_allow("s3:GetObject", f"{BUCKET_ARN}/*"), request)
+
+
+def test_an_explicit_deny_wins_and_tls_only_denies_only_plain_http() -> None:
+    deny = {
+        "Effect": "Deny",
+        "Action": "s3:*",
+        "Resource": f"{BUCKET_ARN}/*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    policy = {"Statement": [*_allow("s3:GetObject", f"{BUCKET_ARN}/*")["Statement"], deny]}
+    assert _judge(policy, Request("s3:GetObject", f"{BUCKET_ARN}/k", TLS))
+    plain = (("aws:SecureTransport", "false"),)
+    assert not _judge(policy, Request("s3:GetObject", f"{BUCKET_ARN}/k", plain))
+
+
+def test_a_topic_policy_holding_only_a_deny_refuses_cloudwatch() -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:T"
+    resources: dict[str, Any] = {
+        "T": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "P": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [topic],
+                "PolicyDocument": {
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "sns:Publish",
+                            "Resource": topic,
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    cloudwatch = Principal("cloudwatch.amazonaws.com", service="cloudwatch.amazonaws.com")
+    (publish,) = access.requests_for(Call.of("sns", "Publish", Resource=topic))
+    assert not access.decide(Stack(resources, {}), cloudwatch, publish).allowed
+    statements = resources["P"]["Properties"]["PolicyDocument"]["Statement"]
+    statements.append(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic,
+        }
+    )
+    assert access.decide(Stack(resources, {}), cloudwatch, publish).allowed
+
+
+def test_the_recorded_ingest_covers_each_code_path(rehearsal: Rehearsal) -> None:
+    actions = {(r.action, r.resource.rsplit("/", 1)[-1]) for r in rehearsal.requests["ingest"]}
+    assert ("s3:GetObject", "gone.jpg") in actions  # HEAD of a deleted key
+    assert ("rekognition:DetectLabels", "*") in actions
+    assert ("s3:PutObject", "junk.txt.json") in actions  # the quarantine record
+    tables = {r.action for r in rehearsal.requests["ingest"] if ":dynamodb:" in r.resource}
+    assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= tables
