@@ -35,11 +35,14 @@ class StorageCall:
         key: The object key (the listing prefix for ``ListObjectsV2``); a representative
             example where the real one varies (part files, staging tokens).
         why: What Spark does with it.
+        missing: Whether the key may not exist (a probe): S3 then answers 404 only to a
+            caller with ``s3:ListBucket`` on the bucket, and 403 to anyone else.
     """
 
     operation: str
     key: str
     why: str
+    missing: bool = False
 
 
 def _reads_folder(prefix: str, example: str, why: str) -> tuple[StorageCall, ...]:
@@ -47,7 +50,7 @@ def _reads_folder(prefix: str, example: str, why: str) -> tuple[StorageCall, ...
     return (
         # The folder's own key is probed first (HEAD without the slash): it never exists, so S3
         # answers 404 only to a caller with s3:ListBucket (and 403 to anyone else).
-        StorageCall("HeadObject", prefix.rstrip("/"), f"probe {prefix} ({why})"),
+        StorageCall("HeadObject", prefix.rstrip("/"), f"probe {prefix} ({why})", missing=True),
         StorageCall("ListObjectsV2", prefix, f"list {prefix} recursively ({why})"),
         StorageCall("GetObject", f"{prefix}{example}", f"read a file under {prefix} ({why})"),
     )
@@ -58,7 +61,9 @@ def _writes_table(folder: str, why: str) -> tuple[StorageCall, ...]:
     part = "part-00000-0a1b2c3d.snappy.parquet"
     temporary = f"{folder}_temporary/0/_temporary/attempt_0/{part}"
     return (
-        StorageCall("HeadObject", folder.rstrip("/"), f"probe the output path ({why})"),
+        StorageCall(
+            "HeadObject", folder.rstrip("/"), f"probe the output path ({why})", missing=True
+        ),
         StorageCall("ListObjectsV2", folder, f"check the output path is empty ({why})"),
         StorageCall("PutObject", temporary, f"task output ({why})"),
         StorageCall("AbortMultipartUpload", temporary, f"a failed task's upload ({why})"),
@@ -75,10 +80,10 @@ _PROCESS_STORAGE = (
     *_reads_folder(METADATA_PREFIX, "alice/a.jpg.json", "the image records"),
     *_reads_folder(FEATURES_PREFIX, "run=0/part-00000.parquet", "cached features"),
     *_writes_table(f"{FEATURES_PREFIX}run=0123abcd/", "new features"),
-    StorageCall("HeadObject", _STAGING.rstrip("/"), "probe for a killed run's staging"),
+    StorageCall("HeadObject", _STAGING.rstrip("/"), "probe a killed run's staging", missing=True),
     StorageCall("ListObjectsV2", _STAGING, "find a killed run's staging folders"),
     *_writes_table(_STAGED_TABLE, "the staged image table"),
-    StorageCall("HeadObject", IMAGES_TABLE_PREFIX.rstrip("/"), "does a table exist yet"),
+    StorageCall("HeadObject", IMAGES_TABLE_PREFIX.rstrip("/"), "is there a table", missing=True),
     StorageCall("CopyObject", f"{_STAGING}images-0123abcd-old/part-0.parquet", "move aside"),
     StorageCall("DeleteObject", f"{IMAGES_TABLE_PREFIX}part-0.parquet", "move aside"),
     StorageCall("CopyObject", f"{IMAGES_TABLE_PREFIX}part-0.parquet", "swap the table in"),

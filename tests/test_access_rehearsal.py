@@ -12,11 +12,13 @@ would: a 403 where the code expected a 404, a topic that refuses its alarms.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from imgpipe import records
+from stacks.storage import EMR_LOGS_PREFIX
 from tests.rehearsal import access, deployed, record
 from tests.rehearsal.access import Call, Principal, Request
 from tests.rehearsal.cfn import Stack
@@ -34,9 +36,17 @@ class Rehearsal:
     stack: Stack
     principals: dict[str, Principal]  # by component: ingest, process, ..., state-machine, services
     requests: dict[str, list[Request]]
+    calls: dict[str, list[Call]]
 
     def denials(self, component: str) -> list[str]:
-        return access.denials(self.stack, self.principals[component], self.requests[component])
+        # The first call (in recorded order) that needs each request, to name in the message.
+        because: dict[Request, Call] = {}
+        for call in self.calls[component]:
+            for request in access.requests_for(call):
+                because.setdefault(request, call)
+        return access.denials(
+            self.stack, self.principals[component], self.requests[component], because
+        )
 
 
 def _role_of(stack: Stack, arn: str) -> str:
@@ -86,7 +96,8 @@ def rehearsal(imgpipe_template: Template) -> Iterator[Rehearsal]:
     for service, edge_calls in deployed.service_edges(stack, machine).items():
         principals[service] = Principal(name=service, service=service)
         calls[service] = edge_calls
-    yield Rehearsal(stack, principals, {name: _requests(c) for name, c in calls.items()})
+    requests = {name: _requests(c) for name, c in calls.items()}
+    yield Rehearsal(stack, principals, requests, calls)
 
 
 COMPONENTS = (
@@ -111,23 +122,36 @@ def test_every_call_of_the_deployed_component_is_allowed(
 ROLES = ("ingest", "process", "state-machine")  # process stands for the shared job role
 
 
-@pytest.mark.parametrize("component", ROLES)
-def test_every_allow_statement_of_a_role_is_used_by_some_call(
-    rehearsal: Rehearsal, component: str
-) -> None:
-    principal = rehearsal.principals[component]
+def unused_statements(rehearsal: Rehearsal, principal: Principal) -> list[str]:
+    """The Allow statements of ``principal`` that no request of any of its components matches."""
     users = [c for c, p in rehearsal.principals.items() if p.arn and p.arn == principal.arn]
     used: set[int] = set()
     for user in users:
         for request in rehearsal.requests[user]:
             used.update(access.decide(rehearsal.stack, principal, request).used)
-    statements = access.identity_statements(principal)
-    unused = [
+    return [
         f"{principal.name}: {s.get('Sid', '')} {s['Action']} on {s.get('Resource')}"
-        for i, s in enumerate(statements)
+        for i, s in enumerate(access.identity_statements(principal))
         if s["Effect"] == "Allow" and i not in used
     ]
+
+
+@pytest.mark.parametrize("component", ROLES)
+def test_every_allow_statement_of_a_role_is_used_by_some_call(
+    rehearsal: Rehearsal, component: str
+) -> None:
+    unused = unused_statements(rehearsal, rehearsal.principals[component])
     assert not unused, "Allow statements no call needs:\n" + "\n".join(unused)
+
+
+def test_a_statement_no_call_needs_is_reported(rehearsal: Rehearsal) -> None:
+    ingest = rehearsal.principals["ingest"]
+    extra = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/reports/*"}
+    widened = replace(ingest, policies=(*ingest.policies, {"Statement": [extra]}))
+    rehearsal = replace(rehearsal, principals={**rehearsal.principals, "ingest": widened})
+    assert unused_statements(rehearsal, widened) == [
+        f"{ingest.name}:  s3:GetObject on arn:aws:s3:::b/reports/*"
+    ]
 
 
 @pytest.mark.parametrize("component", ROLES)
@@ -154,6 +178,9 @@ def test_the_calls_per_principal_are_written_out(
         lines += sorted(
             {f"  {r.action} {_pattern(r.resource)}" for r in rehearsal.requests[component]}
         )
+    lines.append("## granted to a role but never requested (statement used by other actions)")
+    for component in ROLES:
+        lines += [f"  {line}" for line in _never_requested(rehearsal, component)]
     text = "\n".join(lines) + "\n"
     out = tmp_path_factory.mktemp("rehearsal") / "access_rehearsal.txt"
     out.write_text(text)
@@ -161,13 +188,35 @@ def test_the_calls_per_principal_are_written_out(
     assert "s3:ListBucket" in text and "sns:Publish" in text
 
 
+KNOWN_PREFIXES = sorted(
+    (*(v for k, v in vars(records).items() if k.endswith("_PREFIX")), EMR_LOGS_PREFIX),
+    key=len,
+    reverse=True,
+)
+
+
 def _pattern(resource: str) -> str:
-    """A resource with its variable parts (file names, run ids) shown as ``*``."""
+    """A resource with the variable part of an object key (below a known prefix) as ``*``."""
     if ":s3:::" in resource and "/" in resource:
         bucket, key = resource.split("/", 1)
-        head = key.split("/")[0]
-        return f"{bucket}/{head}/*" if "/" in key else f"{bucket}/{key}"
+        for prefix in KNOWN_PREFIXES:
+            if key.startswith(prefix):
+                return f"{bucket}/{prefix}*"
     return resource
+
+
+def _never_requested(rehearsal: Rehearsal, component: str) -> list[str]:
+    """Actions a role's Allow statements name that none of its requests uses."""
+    principal = rehearsal.principals[component]
+    users = [c for c, p in rehearsal.principals.items() if p.arn == principal.arn]
+    requested = {r.action for user in users for r in rehearsal.requests[user]}
+    granted = {
+        action
+        for s in access.identity_statements(principal)
+        if s["Effect"] == "Allow"
+        for action in access._listify(s["Action"])
+    }
+    return [f"{principal.name}: {action}" for action in sorted(granted - requested)]
 
 
 # The evaluator's rules, on small policies whose verdicts AWS documents.
@@ -191,16 +240,21 @@ def _allow(action: str, resource: str, **condition: Any) -> dict[str, Any]:
 
 def test_a_prefix_conditioned_list_does_not_turn_a_missing_key_into_404() -> None:
     prefixed = _allow("s3:ListBucket", BUCKET_ARN, StringLike={"s3:prefix": ["m/*"]})
-    probe = access.requests_for(Call.of("s3", "GetObject", Bucket="b", Key="m/missing.json"))
+    probe = access.requests_for(
+        Call.of("s3", "GetObject", Bucket="b", Key="m/missing.json", Missing="true")
+    )
     assert [r.action for r in probe] == ["s3:GetObject", "s3:ListBucket"]
     assert not _judge(prefixed, probe[1])
     assert _judge(_allow("s3:ListBucket", BUCKET_ARN), probe[1])
     listing = access.requests_for(Call.of("s3", "ListObjectsV2", Bucket="b", Prefix="m/"))
     assert _judge(prefixed, listing[0])
+    # A GET of a key that is there needs no ListBucket at all.
+    found = access.requests_for(Call.of("s3", "GetObject", Bucket="b", Key="m/there.json"))
+    assert [r.action for r in found] == ["s3:GetObject"]
 
 
 def test_a_versioned_get_needs_get_object_version() -> None:
-    (request, _) = access.requests_for(
+    (request,) = access.requests_for(
         Call.of("s3", "GetObject", Bucket="b", Key="k", VersionId="v1")
     )
     assert request.action == "s3:GetObjectVersion"
@@ -264,3 +318,7 @@ def test_the_recorded_ingest_covers_each_code_path(rehearsal: Rehearsal) -> None
     assert ("s3:PutObject", "junk.txt.json") in actions  # the quarantine record
     tables = {r.action for r in rehearsal.requests["ingest"] if ":dynamodb:" in r.resource}
     assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= tables
+    # One Rekognition call for three images: the redelivery reused its record, the copy
+    # took its labels from the cache, and the deleted object was skipped after its HEAD.
+    detect = [c for c in rehearsal.calls["ingest"] if c.operation == "DetectLabels"]
+    assert [c.get("Image.S3Object.Name") for c in detect] == ["ingest/alice/cat.jpg"]

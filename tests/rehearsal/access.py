@@ -46,6 +46,11 @@ class Call:
     def get(self, name: str, default: str = "") -> str:
         return dict(self.params).get(name, default)
 
+    def describe(self) -> str:
+        shown = ("Bucket", "Key", "Prefix", "CopySource", "TableName", "Resource")
+        named = ", ".join(f"{k}={v}" for k, v in self.params if k in shown or ":" in k)
+        return f"{self.service} {self.operation}({named})"
+
 
 @dataclass(frozen=True, order=True)
 class Request:
@@ -79,9 +84,10 @@ S3_OBJECT_ACTIONS = {
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "DeleteObject": "s3:DeleteObject",
 }
-# Requests that can meet a missing key: S3 answers them 404 only to a caller that may also
-# list the bucket, and a GET/HEAD carries no s3:prefix, so a prefix-conditioned ListBucket
-# does not count.
+# Requests that can meet a missing key (the call is marked Missing="true": recorded from
+# the answer, or declared): S3 answers them 404 only to a caller that may also list the
+# bucket, and a GET/HEAD carries no s3:prefix, so a prefix-conditioned ListBucket does not
+# count. The object-level action is needed all the same.
 S3_PROBES = frozenset({"GetObject", "HeadObject"})
 S3_LIST = frozenset({"ListObjectsV2", "ListObjects"})
 SAME_NAME = {
@@ -110,8 +116,7 @@ def requests_for(call: Call) -> list[Request]:
         if op in S3_PROBES and call.get("VersionId"):
             action = "s3:GetObjectVersion"
         found = [Request(action, s3_object(bucket, call.get("Key")), _context())]
-        # KeyExists marks a key that cannot be missing (a deployed asset), so no probe.
-        if op in S3_PROBES and call.get("KeyExists") != "true":
+        if op in S3_PROBES and call.get("Missing") == "true":
             found.append(Request("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", _context()))
         return found
     if service == "rekognition" and op == "DetectLabels":
@@ -260,13 +265,20 @@ def _matches(statement: Mapping[str, Any], effect: str, request: Request, contex
     )
 
 
-def denials(stack: Stack, principal: Principal, requests: Iterable[Request]) -> list[str]:
-    """One line per request AWS would refuse: principal, action, resource, context, reason."""
+def denials(
+    stack: Stack,
+    principal: Principal,
+    requests: Iterable[Request],
+    because: Mapping[Request, Call] | None = None,
+) -> list[str]:
+    """One line per request AWS would refuse: principal, action, resource, context, reason,
+    and the call that needs it (``because``)."""
     lines = []
     for request in sorted(set(requests)):
         verdict = decide(stack, principal, request)
         if not verdict.allowed:
-            lines.append(
-                f"{principal.name or principal.service}: {request.describe()}: {verdict.why}"
-            )
+            line = f"{principal.name or principal.service}: {request.describe()}: {verdict.why}"
+            if because and request in because:
+                line += f"; needed by {because[request].describe()}"
+            lines.append(line)
     return lines

@@ -178,7 +178,10 @@ def job_runtime(stack: Stack, machine_lid: str, job: str, bucket: str) -> list[C
                 Call.of("s3", "CopyObject", Bucket=bucket, Key=declared.key, CopySource=source)
             )
         else:
-            calls.append(Call.of("s3", declared.operation, Bucket=bucket, Key=declared.key))
+            missing = {"Missing": "true"} if declared.missing else {}
+            calls.append(
+                Call.of("s3", declared.operation, Bucket=bucket, Key=declared.key, **missing)
+            )
     return calls
 
 

@@ -2,7 +2,9 @@
 
 A ``before-parameter-build`` hook on the default boto3 session's event system sees every
 call of every client created after it is registered (clients copy the session's handlers),
-with the parameters the code passed. The rig's own set-up calls use another session.
+with the parameters the code passed; an ``after-call`` hook marks the calls that met a
+missing key (``Missing``), which S3 answers with 404 only to a caller that may list the
+bucket. The rig's own set-up calls use another session.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ TABLE = "imgpipe-rehearsal-label-cache"
 QUEUE = "imgpipe-rehearsal-events"
 RUN_ID = "2024-06-01"
 REGION = "us-east-1"
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -50,11 +53,25 @@ class Recorder:
         self.component = ""
         self.calls: dict[str, list[Call]] = defaultdict(list)
 
-    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def __call__(
+        self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        """``before-parameter-build``: the call as the code made it."""
         if self.component:
             service = model.service_model.service_name
-            self.calls[self.component].append(
-                Call(service, model.name, tuple(sorted(_flatten(params))))
+            calls = self.calls[self.component]
+            context["rehearsal"] = (self.component, len(calls))
+            calls.append(Call(service, model.name, tuple(sorted(_flatten(params)))))
+
+    def answered(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """``after-call``: mark a call that met a missing key (S3 answers it 404 or 403)."""
+        if "rehearsal" not in context:
+            return
+        if parsed.get("Error", {}).get("Code") in MISSING:
+            component, index = context["rehearsal"]
+            call = self.calls[component][index]
+            self.calls[component][index] = Call.of(
+                call.service, call.operation, **dict(call.params), Missing="true"
             )
 
     @contextmanager
@@ -137,17 +154,25 @@ def _invoke(messages: list[dict[str, Any]]) -> None:
 
 
 def run_ingest(world: World) -> None:
-    """The handler on: a new image, its redelivery, a quarantined file, a copy, a deleted key."""
+    """The handler on batches of S3 events covering each of its paths.
+
+    A new image and a quarantined file; then the image's redelivery (its record is there,
+    nothing is relabeled), a copy of its content under another key (a label cache hit) and
+    an object deleted before its event was handled (a HEAD of a missing key).
+    """
     photo = jpeg_bytes(photo_like(320, 240, 7), make="Nikon")
     new = world.upload("ingest/alice/cat.jpg", photo)
-    _invoke(new)
-    _invoke(new)  # at-least-once delivery: the record is there, nothing is relabeled
-    _invoke(world.upload("ingest/junk.txt", b"this is not an image"))
-    _invoke(world.upload("ingest/bob/copy of cat.jpg", photo))  # label cache hit
+    _invoke(new + world.upload("ingest/junk.txt", b"this is not an image"))
+    copy = world.upload("ingest/bob/copy of cat.jpg", photo)
     gone = world.upload("ingest/gone.jpg", photo)
     world.s3.delete_object(Bucket=BUCKET, Key="ingest/gone.jpg")
-    _invoke(gone)  # HEAD of a key that no longer exists
-    assert world.s3.get_object(Bucket=BUCKET, Key=metadata_key("ingest/bob/copy of cat.jpg"))
+    _invoke(new + copy + gone)
+    copied = json.loads(
+        world.s3.get_object(Bucket=BUCKET, Key=metadata_key("ingest/bob/copy of cat.jpg"))[
+            "Body"
+        ].read()
+    )
+    assert copied["labels"], "the copy's labels came from the cache"
 
 
 def run_process() -> None:
@@ -203,7 +228,9 @@ def moto_world(monkeypatch: Any) -> Iterator[tuple[World, Recorder]]:
     with mock_aws():
         boto3.setup_default_session(region_name=REGION)
         recorder = Recorder()
-        boto3.DEFAULT_SESSION.events.register("before-parameter-build", recorder)  # type: ignore[union-attr]
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        events.register("before-parameter-build", recorder)
+        events.register("after-call", recorder.answered)
         # Clients cached by an earlier test belong to another session, without the hook.
         for cached in (
             ingest_handler.ingester,
