@@ -322,3 +322,37 @@ def test_the_recorded_ingest_covers_each_code_path(rehearsal: Rehearsal) -> None
     # took its labels from the cache, and the deleted object was skipped after its HEAD.
     detect = [c for c in rehearsal.calls["ingest"] if c.operation == "DetectLabels"]
     assert [c.get("Image.S3Object.Name") for c in detect] == ["ingest/alice/cat.jpg"]
+
+
+def test_a_trust_policy_admits_only_the_named_source() -> None:
+    app = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/ours"
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "emr-serverless.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": "123456789012"},
+                    "ArnLike": {"aws:SourceArn": app},
+                },
+            }
+        ]
+    }
+    stack = Stack(
+        {"J": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}}}, {}
+    )
+    emr = Principal("emr", service="emr-serverless.amazonaws.com")
+
+    def assume(source: str) -> bool:
+        call = Call.of(
+            "sts",
+            "AssumeRole",
+            Resource=stack.arn("J"),
+            **{"aws:SourceArn": source, "aws:SourceAccount": "123456789012"},
+        )
+        (request,) = access.requests_for(call)
+        return access.decide(stack, emr, request).allowed
+
+    assert assume(app)
+    assert not assume(app.replace("ours", "theirs"))

@@ -9,6 +9,10 @@ policies but do not evaluate a request with its condition context). Written here
 what neither covers: which policies apply to a request and how they combine (explicit Deny
 wins; else an identity Allow for a role of the account, or a resource-policy Allow; KMS also
 needs its key policy to admit the account or the role).
+
+Known simplifications of principalmapper: resource patterns match case-insensitively, and a
+resource-policy ``{"AWS": "*"}`` principal does not match a service caller (the stack's only
+such statements are TLS-only Denies, which a TLS request never meets either way).
 """
 
 from __future__ import annotations
@@ -187,8 +191,8 @@ def _listify(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def resource_policy(stack: Stack, resource: str) -> Mapping[str, Any] | None:
-    """The policy the resource of ``resource`` (an ARN) carries, if any."""
+def resource_policy(stack: Stack, action: str, resource: str) -> Mapping[str, Any] | None:
+    """The policy the resource of ``resource`` (an ARN) carries for ``action``, if any."""
     for lid in stack.logical_ids("AWS::S3::BucketPolicy"):
         props = stack.properties(lid)
         bucket = f"arn:{PARTITION}:s3:::{props['Bucket']}"
@@ -209,7 +213,8 @@ def resource_policy(stack: Stack, resource: str) -> Mapping[str, Any] | None:
         if resource == stack.arn(lid):
             return dict(stack.properties(lid)["KeyPolicy"])
     for lid in stack.logical_ids("AWS::IAM::Role"):
-        if resource == stack.arn(lid):
+        # A role's trust policy governs assuming it, nothing else (not iam:PassRole).
+        if action == "sts:AssumeRole" and resource == stack.arn(lid):
             return dict(stack.properties(lid)["AssumeRolePolicyDocument"])
     return None
 
@@ -222,7 +227,7 @@ def _queue_arn(url: str) -> str:
 def decide(stack: Stack, principal: Principal, request: Request) -> Verdict:
     """AWS's answer to ``principal`` making ``request``, with the reason."""
     context = sim.CaseInsensitiveDict(dict(request.context))
-    policy = resource_policy(stack, request.resource)
+    policy = resource_policy(stack, request.action, request.resource)
     caller: Node | str = principal.node() if principal.arn else principal.service
     on_resource = (
         sim.resource_policy_authorization(
