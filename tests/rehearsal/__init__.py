@@ -1,0 +1,1 @@
+"""The access rehearsal: the deployed roles' real calls, judged by the synthesized policies."""
