@@ -21,6 +21,7 @@ from imgpipe.records import (
     QUARANTINE_PREFIX,
     REPORTS_PREFIX,
 )
+from stacks.github_oidc import CHECK_FOLDER, GithubOidc
 from stacks.ingest import Ingest
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
@@ -76,6 +77,7 @@ def acknowledge_findings(
     ingest: Ingest,
     processing: Processing,
     orchestration: Orchestration,
+    github: GithubOidc | None = None,
 ) -> list[Acknowledged]:
     """Acknowledge the findings the stack keeps on purpose; return what was acknowledged.
 
@@ -87,6 +89,8 @@ def acknowledge_findings(
     _acknowledge_processing(ack, processing, bucket_arn)
     _acknowledge_orchestration(ack, processing, orchestration)
     _acknowledge_cdk_internals(ack, stack)
+    if github is not None:
+        _acknowledge_github_oidc(ack, github, bucket_arn, orchestration)
     return ack.done
 
 
@@ -173,3 +177,37 @@ def _acknowledge_cdk_internals(ack: _Acknowledger, stack: Stack) -> None:
             "CDK's BucketNotificationsHandler is an AWS-managed pattern: a deploy-time custom "
             "resource whose role CDK builds with the basic execution policy (logs only).",
         )
+
+
+def _acknowledge_github_oidc(
+    ack: _Acknowledger, github: GithubOidc, bucket_arn: str, orchestration: Orchestration
+) -> None:
+    role = github.deploy_role
+    for prefix in (INGEST_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX):
+        ack(
+            role,
+            f"AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}{CHECK_FOLDER}*]",
+            f"The smoke test (imgpipe aws check) names its sample at run time; the grant is "
+            f"limited to the check's own folder {prefix}{CHECK_FOLDER}, never the user's data.",
+        )
+    ack(
+        role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{REPORTS_PREFIX}*]",
+        "The smoke test reads the report of the run it started, whose run id (its folder "
+        "under reports/) is created at run time; read only, reports only.",
+    )
+    ack(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:"
+        f"<AWS::AccountId>:stack/{Stack.of(role).stack_name}/*]",
+        "A stack ARN ends in an id that CloudFormation assigns at creation; DescribeStacks is "
+        "limited to this one stack name (the check reads its outputs).",
+    )
+    machine = f"<{_logical_id(orchestration.state_machine.node.default_child)}.Name>"  # type: ignore[arg-type]
+    ack(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:execution:{machine}:*]",
+        "Execution names are created by StartExecution at run time; DescribeExecution and "
+        "GetExecutionHistory are limited to the executions of this one state machine.",
+    )

@@ -17,6 +17,7 @@ from stacks.acknowledgements import (
 )
 from stacks.catalog import Catalog
 from stacks.checkov_skips import skip_checkov_findings
+from stacks.github_oidc import GithubOidc
 from stacks.ingest import Ingest, retention_days
 from stacks.observability import Observability
 from stacks.orchestration import Orchestration
@@ -51,6 +52,16 @@ class ImgpipeStack(Stack):
             self, "Observability", settings=settings, ingest=ingest, orchestration=orchestration
         )
         Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        github = None
+        if settings.github_repository:
+            github = GithubOidc(
+                self,
+                "GithubOidc",
+                settings=settings,
+                bucket=storage.bucket,
+                state_machine=orchestration.state_machine,
+                queues=(ingest.queue, ingest.dead_letter_queue),
+            )
         retain_bucket_notifications_handler_logs(self, settings)
 
         CfnOutput(self, OUTPUT_BUCKET, value=storage.bucket.bucket_name)
@@ -58,7 +69,12 @@ class ImgpipeStack(Stack):
         CfnOutput(self, OUTPUT_INGEST_QUEUE, value=ingest.queue.queue_url)
         CfnOutput(self, OUTPUT_DEAD_LETTER_QUEUE, value=ingest.dead_letter_queue.queue_url)
         acknowledge_findings(
-            self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
+            self,
+            storage=storage,
+            ingest=ingest,
+            processing=processing,
+            orchestration=orchestration,
+            github=github,
         )
         skip_checkov_findings(self)
 
