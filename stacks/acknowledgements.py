@@ -15,6 +15,7 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from constructs import IConstruct
 
 from imgpipe.records import (
+    IMAGES_TABLE_PREFIX,
     INGEST_PREFIX,
     METADATA_PREFIX,
     PROCESSED_PREFIX,
@@ -25,7 +26,8 @@ from stacks.github_oidc import CHECK_FOLDER, GithubOidc
 from stacks.ingest import Ingest
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
-from stacks.storage import EMR_LOGS_PREFIX, Storage
+from stacks.quicksight import QuickSightDashboard
+from stacks.storage import ATHENA_RESULTS_PREFIX, EMR_LOGS_PREFIX, Storage
 
 # The singleton Lambda that CDK adds to the stack to configure bucket notifications.
 BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -78,6 +80,7 @@ def acknowledge_findings(
     processing: Processing,
     orchestration: Orchestration,
     github: GithubOidc | None = None,
+    quicksight: QuickSightDashboard | None = None,
 ) -> list[Acknowledged]:
     """Acknowledge the findings the stack keeps on purpose; return what was acknowledged.
 
@@ -91,6 +94,8 @@ def acknowledge_findings(
     _acknowledge_cdk_internals(ack, stack)
     if github is not None:
         _acknowledge_github_oidc(ack, github, bucket_arn, orchestration)
+    if quicksight is not None:
+        _acknowledge_quicksight(ack, quicksight, bucket_arn)
     return ack.done
 
 
@@ -210,4 +215,21 @@ def _acknowledge_github_oidc(
         f"<AWS::AccountId>:execution:{machine}:*]",
         "Execution names are created by StartExecution at run time; DescribeExecution and "
         "GetExecutionHistory are limited to the executions of this one state machine.",
+    )
+
+
+def _acknowledge_quicksight(
+    ack: _Acknowledger, quicksight: QuickSightDashboard, bucket_arn: str
+) -> None:
+    ack(
+        quicksight.role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{IMAGES_TABLE_PREFIX}*]",
+        "Athena reads the image table's Parquet files, whose names the process job creates at "
+        "run time; read only, limited to the table's own prefix.",
+    )
+    ack(
+        quicksight.role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{ATHENA_RESULTS_PREFIX}*]",
+        "Athena writes each query's results under a new query id in the workgroup's enforced "
+        "results location; the grant is limited to that one prefix.",
     )

@@ -22,6 +22,7 @@ from stacks.ingest import Ingest, retention_days
 from stacks.observability import Observability
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
+from stacks.quicksight import QuickSightDashboard
 from stacks.settings import DeploySettings
 from stacks.storage import Storage
 
@@ -51,7 +52,12 @@ class ImgpipeStack(Stack):
         Observability(
             self, "Observability", settings=settings, ingest=ingest, orchestration=orchestration
         )
-        Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        catalog = Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        quicksight = None
+        if settings.quicksight_principal_arn:
+            quicksight = QuickSightDashboard(
+                self, "QuickSight", settings=settings, bucket=storage.bucket, catalog=catalog
+            )
         github = None
         if settings.github_repository:
             github = GithubOidc(
@@ -75,6 +81,7 @@ class ImgpipeStack(Stack):
             processing=processing,
             orchestration=orchestration,
             github=github,
+            quicksight=quicksight,
         )
         skip_checkov_findings(self)
 
