@@ -77,8 +77,8 @@ def test_zizmor_reports_no_finding_even_pedantic() -> None:
     assert "No findings to report" in result.stdout, result.stdout
 
 
-def test_there_is_a_workflow() -> None:
-    assert [p.name for p in workflow_files()] == ["ci.yml"]
+def test_the_ci_workflow_exists() -> None:
+    assert "ci.yml" in [p.name for p in workflow_files()]
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
