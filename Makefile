@@ -34,6 +34,8 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --persona=pedantic .github/workflows
 
 typecheck: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py

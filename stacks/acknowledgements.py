@@ -15,16 +15,19 @@ from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from constructs import IConstruct
 
 from imgpipe.records import (
+    IMAGES_TABLE_PREFIX,
     INGEST_PREFIX,
     METADATA_PREFIX,
     PROCESSED_PREFIX,
     QUARANTINE_PREFIX,
     REPORTS_PREFIX,
 )
+from stacks.github_oidc import CHECK_FOLDER, GithubOidc
 from stacks.ingest import Ingest
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
-from stacks.storage import EMR_LOGS_PREFIX, Storage
+from stacks.quicksight import QuickSightDashboard
+from stacks.storage import ATHENA_RESULTS_PREFIX, EMR_LOGS_PREFIX, Storage
 
 # The singleton Lambda that CDK adds to the stack to configure bucket notifications.
 BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -76,6 +79,8 @@ def acknowledge_findings(
     ingest: Ingest,
     processing: Processing,
     orchestration: Orchestration,
+    github: GithubOidc | None = None,
+    quicksight: QuickSightDashboard | None = None,
 ) -> list[Acknowledged]:
     """Acknowledge the findings the stack keeps on purpose; return what was acknowledged.
 
@@ -87,6 +92,10 @@ def acknowledge_findings(
     _acknowledge_processing(ack, processing, bucket_arn)
     _acknowledge_orchestration(ack, processing, orchestration)
     _acknowledge_cdk_internals(ack, stack)
+    if github is not None:
+        _acknowledge_github_oidc(ack, github, bucket_arn, orchestration)
+    if quicksight is not None:
+        _acknowledge_quicksight(ack, quicksight, bucket_arn)
     return ack.done
 
 
@@ -173,3 +182,54 @@ def _acknowledge_cdk_internals(ack: _Acknowledger, stack: Stack) -> None:
             "CDK's BucketNotificationsHandler is an AWS-managed pattern: a deploy-time custom "
             "resource whose role CDK builds with the basic execution policy (logs only).",
         )
+
+
+def _acknowledge_github_oidc(
+    ack: _Acknowledger, github: GithubOidc, bucket_arn: str, orchestration: Orchestration
+) -> None:
+    role = github.deploy_role
+    for prefix in (INGEST_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX):
+        ack(
+            role,
+            f"AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}{CHECK_FOLDER}*]",
+            f"The smoke test (imgpipe aws check) names its sample at run time; the grant is "
+            f"limited to the check's own folder {prefix}{CHECK_FOLDER}, never the user's data.",
+        )
+    ack(
+        role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{REPORTS_PREFIX}*]",
+        "The smoke test reads the report of the run it started, whose run id (its folder "
+        "under reports/) is created at run time; read only, reports only.",
+    )
+    ack(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:"
+        f"<AWS::AccountId>:stack/{Stack.of(role).stack_name}/*]",
+        "A stack ARN ends in an id that CloudFormation assigns at creation; DescribeStacks is "
+        "limited to this one stack name (the check reads its outputs).",
+    )
+    machine = f"<{_logical_id(orchestration.state_machine.node.default_child)}.Name>"  # type: ignore[arg-type]
+    ack(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+        f"<AWS::AccountId>:execution:{machine}:*]",
+        "Execution names are created by StartExecution at run time; DescribeExecution and "
+        "GetExecutionHistory are limited to the executions of this one state machine.",
+    )
+
+
+def _acknowledge_quicksight(
+    ack: _Acknowledger, quicksight: QuickSightDashboard, bucket_arn: str
+) -> None:
+    ack(
+        quicksight.role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{IMAGES_TABLE_PREFIX}*]",
+        "Athena reads the image table's Parquet files, whose names the process job creates at "
+        "run time; read only, limited to the table's own prefix.",
+    )
+    ack(
+        quicksight.role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{ATHENA_RESULTS_PREFIX}*]",
+        "Athena writes each query's results under a new query id in the workgroup's enforced "
+        "results location; the grant is limited to that one prefix.",
+    )

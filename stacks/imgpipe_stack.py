@@ -25,10 +25,12 @@ from stacks.acknowledgements import (
 )
 from stacks.catalog import Catalog
 from stacks.checkov_skips import skip_checkov_findings
+from stacks.github_oidc import GithubOidc
 from stacks.ingest import Ingest, retention_days
 from stacks.observability import Observability
 from stacks.orchestration import Orchestration
 from stacks.processing import Processing
+from stacks.quicksight import QuickSightDashboard
 from stacks.settings import DeploySettings
 from stacks.storage import Storage
 
@@ -53,7 +55,22 @@ class ImgpipeStack(Stack):
         Observability(
             self, "Observability", settings=settings, ingest=ingest, orchestration=orchestration
         )
-        Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        catalog = Catalog(self, "Catalog", settings=settings, bucket=storage.bucket)
+        quicksight = None
+        if settings.quicksight_principal_arn:
+            quicksight = QuickSightDashboard(
+                self, "QuickSight", settings=settings, bucket=storage.bucket, catalog=catalog
+            )
+        github = None
+        if settings.github_repository:
+            github = GithubOidc(
+                self,
+                "GithubOidc",
+                settings=settings,
+                bucket=storage.bucket,
+                state_machine=orchestration.state_machine,
+                queues=(ingest.queue, ingest.dead_letter_queue),
+            )
         retain_bucket_notifications_handler_logs(self, settings)
 
         CfnOutput(self, OUTPUT_BUCKET, value=storage.bucket.bucket_name)
@@ -64,7 +81,13 @@ class ImgpipeStack(Stack):
         CfnOutput(self, OUTPUT_INGEST_FUNCTION, value=ingest.function.function_name)
         CfnOutput(self, OUTPUT_INGEST_LOG_GROUP, value=ingest.function.log_group.log_group_name)
         acknowledge_findings(
-            self, storage=storage, ingest=ingest, processing=processing, orchestration=orchestration
+            self,
+            storage=storage,
+            ingest=ingest,
+            processing=processing,
+            orchestration=orchestration,
+            github=github,
+            quicksight=quicksight,
         )
         skip_checkov_findings(self)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from imgpipe.config import PipelineConfig
+
+_GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
+_QUICKSIGHT_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/.+")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,12 @@ class DeploySettings:
         max_receive_count: Deliveries of a message before it moves to the dead-letter queue.
         alarm_email: Where alarms and failed-run notifications are e-mailed ("" for none).
         log_retention_days: Retention of the Lambda and state machine log groups.
+        github_repository: ``owner/name`` of the GitHub repository whose workflow deploys the
+            stack: adds the OIDC deploy and diff roles (``stacks.github_oidc``); "" for none.
+        github_oidc_provider_arn: The account's existing GitHub OIDC provider (an account has
+            at most one per URL); "" creates it with the roles.
+        quicksight_principal_arn: A QuickSight user or group ARN: adds the QuickSight data
+            source, datasets and dashboard shared with it (``stacks.quicksight``); "" for none.
     """
 
     stack_prefix: str = "Imgpipe"
@@ -53,6 +63,9 @@ class DeploySettings:
     max_receive_count: int = 5
     alarm_email: str = ""
     log_retention_days: int = 90
+    github_repository: str = ""
+    github_oidc_provider_arn: str = ""
+    quicksight_principal_arn: str = ""
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     @classmethod
@@ -76,6 +89,21 @@ class DeploySettings:
             raise ValueError("ingest_batch_size must be 1..10")
         if self.lambda_timeout_seconds > 900:
             raise ValueError("lambda_timeout_seconds must be at most 900")
+        # The role trusts tokens naming this repository: a typo would trust nobody (or another).
+        if self.github_repository and not _GITHUB_REPOSITORY.fullmatch(self.github_repository):
+            raise ValueError(
+                f"github_repository must be 'owner/name', not {self.github_repository!r}"
+            )
+        if self.github_oidc_provider_arn and not self.github_repository:
+            raise ValueError("github_oidc_provider_arn is used only with github_repository")
+        if self.quicksight_principal_arn and not _QUICKSIGHT_PRINCIPAL.fullmatch(
+            self.quicksight_principal_arn
+        ):
+            raise ValueError(
+                "quicksight_principal_arn must be a QuickSight user or group ARN "
+                f"(arn:aws:quicksight:REGION:ACCOUNT:user/default/NAME), "
+                f"not {self.quicksight_principal_arn!r}"
+            )
 
     @property
     def pip_platform(self) -> str:
