@@ -123,8 +123,14 @@ class Processing(Construct):
             return [bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
 
         statements = [
+            # Hadoop's file system probes a folder's own key ("metadata", no slash) before
+            # listing it, and a 403 there fails the job: the folder keys are readable too. No
+            # such object exists, so this reads nothing more than the prefixes below.
             iam.PolicyStatement(
-                sid="ReadPipelineData", actions=["s3:GetObject"], resources=objects(READ_PREFIXES)
+                sid="ReadPipelineData",
+                actions=["s3:GetObject"],
+                resources=objects(READ_PREFIXES)
+                + [bucket.arn_for_objects(prefix.rstrip("/")) for prefix in READ_PREFIXES],
             ),
             iam.PolicyStatement(
                 sid="WriteResults",

@@ -175,10 +175,12 @@ class TestJobRole:
     def test_jobs_read_the_pipeline_prefixes(
         self, stack: Stack, statements: list[dict[str, Any]]
     ) -> None:
+        prefixes = ("ingest", "metadata", "quarantine", "processed", "reports")
+        # The objects under each prefix, and the folder's own key, which Hadoop probes (HEAD
+        # "metadata") before listing: a 403 there fails the job.
         assert bucket_resources(statements, "s3:GetObject", stack) == {
-            f"/{prefix}/*"
-            for prefix in ("ingest", "metadata", "quarantine", "processed", "reports")
-        }
+            f"/{prefix}/*" for prefix in prefixes
+        } | {f"/{prefix}" for prefix in prefixes}
 
     def test_listing_the_data_bucket_is_unconditioned_so_missing_keys_read_as_404(
         self, stack: Stack, statements: list[dict[str, Any]]
