@@ -11,6 +11,7 @@ tests themselves. All bytes are generated here; nothing is downloaded.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgpipe.records import metadata_key, quarantine_key
+from imgpipe.store import Store
 from tests.imagefactory import jpeg_bytes, photo_like, png_bytes
 
 ACCEPTED = "accepted"
@@ -45,6 +48,15 @@ class BadInput:
     def key(self) -> str:
         """The object key of the upload."""
         return f"ingest/{self.name}"
+
+
+def recorded_outcome(store: Store, key: str) -> str:
+    """``accepted`` or the quarantine reason recorded for ``key`` (``missing`` if neither)."""
+    if store.exists(metadata_key(key)):
+        return ACCEPTED
+    if store.exists(quarantine_key(key)):
+        return str(json.loads(store.get_bytes(quarantine_key(key)))["reason"])
+    return "missing"
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -32,6 +32,7 @@ from lambda_src import ingest_handler
 
 __all__ = [
     "BUCKET",
+    "FAKE_AWS_ENVIRONMENT",
     "HANDLER_ENVIRONMENT",
     "LABELS",
     "TABLE",
@@ -148,6 +149,12 @@ def invoke(messages: list[dict[str, Any]]) -> list[str]:
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
 
+# Fake credentials and a region (the aws_credentials fixture's), for code outside pytest.
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
 # What the stack gives the function, less what a test wires itself.
 HANDLER_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -161,7 +168,8 @@ HANDLER_ENVIRONMENT = {
 def moto_rig() -> Iterator[Rig]:
     """moto's bucket notifying a queue (with a DLQ) and the label cache table.
 
-    The handler's environment (:data:`HANDLER_ENVIRONMENT`) and fake credentials must be set.
+    The handler's environment (:data:`HANDLER_ENVIRONMENT`) and fake credentials
+    (:data:`FAKE_AWS_ENVIRONMENT`) must be set.
     """
     with mock_aws():
         s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")

@@ -22,9 +22,15 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from imgpipe.invariants import check_nothing_lost, fingerprint_originals
-from imgpipe.records import metadata_key, quarantine_key
+from imgpipe.records import quarantine_key
 from imgpipe.store import S3Store
-from tests.badinputs import ACCEPTED, BadInput, corpus_cases, generated_cases
+from tests.badinputs import (
+    ACCEPTED,
+    BadInput,
+    corpus_cases,
+    generated_cases,
+    recorded_outcome,
+)
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.lambdarig import BUCKET, LABELS, Rig, invoke, rig, use
 
@@ -70,15 +76,6 @@ class FakeRekognition:
         return LABELS
 
 
-def outcome(store: S3Store, key: str) -> str:
-    """``accepted`` or the quarantine reason recorded for ``key`` (``missing`` if neither)."""
-    if store.exists(metadata_key(key)):
-        return ACCEPTED
-    if store.exists(quarantine_key(key)):
-        return str(json.loads(store.get_bytes(quarantine_key(key)))["reason"])
-    return "missing"
-
-
 def drain(rig: Rig) -> tuple[int, float]:
     """Deliver every queued event to the handler; (objects delivered, seconds taken)."""
     delivered, seconds = 0, 0.0
@@ -111,10 +108,10 @@ def test_every_upload_gets_its_expected_outcome_and_nothing_is_lost(
 
     delivered, seconds = drain(rig)
 
-    actual = {key: outcome(store, key) for key in expected}
+    actual = {key: recorded_outcome(store, key) for key in expected}
     wrong = {key: (actual[key], want) for key, want in expected.items() if actual[key] != want}
     assert wrong == {}
-    assert outcome(store, FOLDER_PLACEHOLDER) == "missing"  # a placeholder is no upload
+    assert recorded_outcome(store, FOLDER_PLACEHOLDER) == "missing"  # a placeholder is no upload
     report = check_nothing_lost(store, originals=originals)
     assert report.ok, report
     print(f"\nlambda: {delivered} events in {seconds:.2f} s ({seconds / delivered:.4f} s each)")
