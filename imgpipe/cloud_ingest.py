@@ -2,13 +2,19 @@
 
 The Lambda handler is a thin adapter over :class:`CloudIngester`, which applies the local
 runner's logic (:mod:`imgpipe.ingest`: the same record builders, the same reuse rule) to
-objects in S3, with two cloud economies:
+objects in S3, with what the cloud changes:
 
 - Reading: the content identity comes from S3's CRC64NVME checksum (``head_object``), so a
   redelivered event costs a HEAD and no GET; headers and EXIF come from a ranged GET of the
-  first bytes; Rekognition reads JPEG/PNG objects itself (``S3Object``). Only other formats
-  (and oversized JPEG/PNG) are downloaded, decoded and sent as JPEG ``Bytes``.
-- Labeling: Rekognition bills every call, so labels are cached by content
+  first bytes, so most rejections cost no download.
+- Validating: an object whose header passes is downloaded and decoded at reduced scale by
+  the local ingest's own :func:`~imgpipe.ingest.describe`, so both runs quarantine the same
+  files for the same reason. The header alone misses damage past it (a JPEG cut off
+  mid-scan or missing its end marker), which Rekognition would label anyway. The decode of
+  an object Rekognition may read (at most 15 MB) costs far less than the DetectLabels call.
+- Labeling: Rekognition still reads JPEG/PNG objects itself (``S3Object``); only other
+  formats (and oversized JPEG/PNG) are re-encoded (with Pillow) and sent as JPEG ``Bytes``.
+- Caching: Rekognition bills every call, so labels are cached by content
   (:class:`~imgpipe.label_cache.LabelCache`): a copy under another key is not labeled again,
   and a claim in the cache makes a concurrent duplicate wait for the labels, not call again.
 
@@ -17,6 +23,7 @@ The Lambda never writes under ``ingest/`` and never deletes anything.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -24,13 +31,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
+from PIL import Image
 
 from imgpipe.config import PipelineConfig
-from imgpipe.imaging import decode_oriented, make_thumbnail
+from imgpipe.decoding import decode_oriented
 from imgpipe.ingest import (
     IngestItem,
     Outcome,
     build_record,
+    describe,
     previous_outcome,
     quarantine,
     write_quarantine,
@@ -128,11 +137,15 @@ def jpeg_for_rekognition(data: bytes, orientation: int) -> bytes:
     Raises:
         RejectedImage: When the bytes do not decode (``truncated``/``undecodable``).
     """
-    pixels = decode_oriented(data, CONVERT_ATTEMPTS[0][0], orientation)
+    image = Image.fromarray(decode_oriented(data, CONVERT_ATTEMPTS[0][0], orientation))
     for side, quality in CONVERT_ATTEMPTS:
-        encoded, _, _ = make_thumbnail(pixels, side, quality)
-        if len(encoded) <= REKOGNITION_MAX_BYTES:
-            return encoded
+        # Pillow, not the process stage's OpenCV thumbnailer: the Lambda bundle has no OpenCV.
+        # The attempts' sides never grow, so shrinking in place is right.
+        image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=quality)
+        if encoded.tell() <= REKOGNITION_MAX_BYTES:
+            return encoded.getvalue()
     raise RejectedImage(
         Reason.TOO_LARGE, "the image does not compress under Rekognition's 5 MB limit"
     )
@@ -227,8 +240,13 @@ class CloudIngester:
             if earlier is not None:
                 return ObjectResult(head.key, earlier)
         try:
-            inspection, data = self._inspect(head, data)
-            labels, model_version, source = self._labels(head, data, inspection, digest)
+            # The header first, so that most rejections cost no download.
+            _, data = self._inspect(head, data)
+            item = IngestItem(head.key, self._download(head, data), head.creator, size=head.size)
+            # Then the local ingest's own validation (header and reduced-scale decode): the
+            # same files fail for the same reason, damage past the header included.
+            inspection = describe(item, digest or checksum(item.data), self.config).inspection
+            labels, model_version, source = self._labels(head, item.data, inspection, digest)
         except RejectedImage as rejected:
             refused = quarantine(head.key, head.size, rejected.reason, rejected.message, digest)
             return ObjectResult(head.key, write_quarantine(self.store, refused))
@@ -237,9 +255,8 @@ class CloudIngester:
                 raise
             refused = quarantine(head.key, head.size, Reason.LABELING_FAILED, str(exc), digest)
             return ObjectResult(head.key, write_quarantine(self.store, refused), "labeler")
-        item = IngestItem(head.key, data, head.creator, size=head.size)
         # digest is set here: without S3's checksum the object was read whole and hashed.
-        record = build_record(item, inspection, digest or checksum(data), labels, self.labeler)
+        record = build_record(item, inspection, digest or checksum(item.data), labels, self.labeler)
         # A cache hit carries the version of the model that made the labels.
         record = replace(record, labeler_version=model_version)
         return ObjectResult(head.key, write_record(self.store, record), source)
@@ -292,6 +309,12 @@ class CloudIngester:
             raise
         return bytes(response["Body"].read())
 
+    def _download(self, head: _Head, data: bytes) -> bytes:
+        """The whole object, given its first bytes (the rest is read from the same version)."""
+        if len(data) < head.size:
+            data += self._read(head, len(data), head.size)
+        return data
+
     def _inspect(self, head: _Head, data: bytes) -> tuple[Inspection, bytes]:
         """Inspect the header, reading more of the object while the header goes on."""
         while True:
@@ -323,6 +346,4 @@ class CloudIngester:
     def _label_input(self, head: _Head, data: bytes, inspection: Inspection) -> ImageInput:
         if rekognition_reads_directly(inspection, head.size):
             return ImageInput(s3_bucket=self.store.bucket, s3_key=head.key)
-        if len(data) < head.size:
-            data += self._read(head, len(data), head.size)
         return ImageInput(data=jpeg_for_rekognition(data, inspection.orientation))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgpipe.config import PipelineConfig
-from imgpipe.imaging import decode_oriented
+from imgpipe.decoding import decode_oriented
 from imgpipe.inspect import Inspection, checksum, inspect_image, resolve_creator
 from imgpipe.labelers import ImageInput, Labeler, LabelingError
 from imgpipe.records import (

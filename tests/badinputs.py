@@ -1,8 +1,9 @@
 """A generated suite of hostile and unusual uploads, each with the outcome it must have.
 
 Every case is ``(name, bytes, expected)``: the file name below ``ingest/``, its content and
-what ingest must make of it — ``ACCEPTED`` or a quarantine reason code. ``cloud`` gives the
-Lambda's outcome where it legitimately differs from the local run (see :class:`BadInput`).
+what ingest must make of it — ``ACCEPTED`` or a quarantine reason code — on both paths: the
+local run and the ingest Lambda give every case the same outcome and reason (the Lambda runs
+the local ingest's validation; ``tests/test_bad_input_parity.py`` holds them to it).
 Cases that need the file system (symlinks, directories named like images) are made by the
 tests themselves. All bytes are generated here; nothing is downloaded.
 """
@@ -10,6 +11,7 @@ tests themselves. All bytes are generated here; nothing is downloaded.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgpipe.records import metadata_key, quarantine_key
+from imgpipe.store import Store
 from tests.imagefactory import jpeg_bytes, photo_like, png_bytes
 
 ACCEPTED = "accepted"
@@ -31,10 +35,7 @@ class BadInput:
     Attributes:
         name: Path below ``ingest/`` (may contain spaces, ``+``, ``%``, quotes, non-ASCII).
         data: The bytes uploaded.
-        expected: ``ACCEPTED`` or the quarantine reason code of the local run.
-        cloud: The Lambda's outcome when it differs: the Lambda reads headers only and lets
-            Rekognition read JPEG/PNG from S3, so damage past the header reaches Rekognition,
-            which refuses it (``labeling_failed``) instead of our decoder (``truncated``).
+        expected: ``ACCEPTED`` or the quarantine reason code, locally and in the Lambda.
         kind: The bad-input kind this case exercises (for counting in RELIABILITY.md).
     """
 
@@ -42,17 +43,20 @@ class BadInput:
     data: bytes
     expected: str
     kind: str
-    cloud: str | None = None
 
     @property
     def key(self) -> str:
         """The object key of the upload."""
         return f"ingest/{self.name}"
 
-    @property
-    def cloud_expected(self) -> str:
-        """The Lambda's expected outcome."""
-        return self.cloud or self.expected
+
+def recorded_outcome(store: Store, key: str) -> str:
+    """``accepted`` or the quarantine reason recorded for ``key`` (``missing`` if neither)."""
+    if store.exists(metadata_key(key)):
+        return ACCEPTED
+    if store.exists(quarantine_key(key)):
+        return str(json.loads(store.get_bytes(quarantine_key(key)))["reason"])
+    return "missing"
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -113,7 +117,7 @@ def _exif_jpeg(tiff: bytes) -> bytes:
 
 
 def truncation_cases() -> list[BadInput]:
-    """JPEG and PNG cut at several points: in the header, and in the pixel data."""
+    """JPEG and PNG cut at several points: in the header, in the pixel data, at the end."""
     jpeg = jpeg_bytes(photo_like(640, 480, 11))
     png = png_bytes(photo_like(320, 240, 12))
     scan = _jpeg_scan_start(jpeg)
@@ -127,7 +131,7 @@ def truncation_cases() -> list[BadInput]:
         BadInput("cut/png-at-20.png", png[:20], "truncated", "truncated PNG header"),
     ]
     for fraction in (0.25, 0.5, 0.9):
-        # Past the header: only a decoder notices, and in the cloud that is Rekognition's.
+        # Past the header: only a decode notices (Rekognition labels a cut JPEG regardless).
         cut = int(len(jpeg) * fraction)
         cases.append(
             BadInput(
@@ -135,7 +139,6 @@ def truncation_cases() -> list[BadInput]:
                 jpeg[:cut],
                 "truncated",
                 "truncated JPEG pixel data",
-                cloud="labeling_failed",
             )
         )
         cut = int(len(png) * fraction)
@@ -145,9 +148,12 @@ def truncation_cases() -> list[BadInput]:
                 png[:cut],
                 "truncated",
                 "truncated PNG pixel data",
-                cloud="labeling_failed",
             )
         )
+    # Every scan whole, only the end-of-image marker missing: still an interrupted upload.
+    cases.append(
+        BadInput("cut/jpeg-no-eoi.jpg", jpeg[:-2], "truncated", "truncated JPEG pixel data")
+    )
     return cases
 
 

@@ -1,15 +1,13 @@
 """The bad-input suite through the ingest Lambda on moto: same uploads, same reason codes.
 
-Each case is uploaded to moto's S3, whose event reaches the handler through SQS as in
-``tests/test_lambda_ingest.py``. Rekognition is a fake that behaves like the service on the
-point that matters here: it decodes what it is given (from S3 or as bytes) and refuses, with
-``InvalidImageFormatException``, anything that is not a whole JPEG or PNG.
+Each case is uploaded to moto's S3, whose event reaches the handler through SQS (the rig of
+:mod:`tests.lambdarig`). Rekognition is a fake that decodes what it is given (from S3 or as
+bytes) and refuses, with ``InvalidImageFormatException``, anything that is not a whole JPEG
+or PNG; the Lambda's own validation must have quarantined such files before it is called.
 
-Where the cloud path legitimately differs from the local run, the case says so
-(:attr:`tests.badinputs.BadInput.cloud`): the Lambda reads only the header and lets
-Rekognition read JPEG/PNG from S3, so damage past the header (a JPEG or PNG cut in its pixel
-data) is found by Rekognition and quarantined as ``labeling_failed``. Symlinks and FIFOs do
-not exist in S3; a console "folder" (a key ending in ``/``) is the cloud's directory case.
+Every case has the local run's outcome (``tests/test_bad_input_parity.py`` compares the two
+per case). Symlinks and FIFOs do not exist in S3; a console "folder" (a key ending in ``/``)
+is the cloud's directory case.
 """
 
 from __future__ import annotations
@@ -24,15 +22,21 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from imgpipe.invariants import check_nothing_lost, fingerprint_originals
-from imgpipe.records import metadata_key, quarantine_key
+from imgpipe.records import quarantine_key
 from imgpipe.store import S3Store
-from tests.badinputs import ACCEPTED, BadInput, corpus_cases, generated_cases
+from tests.badinputs import (
+    ACCEPTED,
+    BadInput,
+    corpus_cases,
+    generated_cases,
+    recorded_outcome,
+)
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.test_lambda_ingest import BUCKET, LABELS, Rig, invoke, rig, use
+from tests.lambdarig import BUCKET, LABELS, Rig, invoke, rig, use
 
-__all__ = ["rig"]  # the moto fixture, shared with tests/test_lambda_ingest.py
+__all__ = ["rig"]  # the moto fixture of tests/lambdarig.py
 
-# Generous: one object costs a HEAD, a ranged GET and at most one decode here (~0.05 s).
+# Generous: one object costs a HEAD, one or two GETs and at most two decodes here (~0.05 s).
 SECONDS_PER_OBJECT = 5.0
 FOLDER_PLACEHOLDER = "ingest/fs/album.jpg/"
 INSIDE_FOLDER = "ingest/fs/album.jpg/inside.jpg"
@@ -72,15 +76,6 @@ class FakeRekognition:
         return LABELS
 
 
-def outcome(store: S3Store, key: str) -> str:
-    """``accepted`` or the quarantine reason recorded for ``key`` (``missing`` if neither)."""
-    if store.exists(metadata_key(key)):
-        return ACCEPTED
-    if store.exists(quarantine_key(key)):
-        return str(json.loads(store.get_bytes(quarantine_key(key)))["reason"])
-    return "missing"
-
-
 def drain(rig: Rig) -> tuple[int, float]:
     """Deliver every queued event to the handler; (objects delivered, seconds taken)."""
     delivered, seconds = 0, 0.0
@@ -97,12 +92,12 @@ def cases() -> list[BadInput]:
     return [*generated_cases(), *corpus_cases()]
 
 
-def test_every_upload_gets_the_cloud_outcome_and_nothing_is_lost(
+def test_every_upload_gets_its_expected_outcome_and_nothing_is_lost(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:
     rekognition = FakeRekognition(rig.s3)
     use(monkeypatch, rig, rekognition)
-    expected = {case.key: case.cloud_expected for case in cases}
+    expected = {case.key: case.expected for case in cases}
     for case in cases:
         rig.put(case.key, case.data)
     rig.put(FOLDER_PLACEHOLDER, b"")  # what the console's "Create folder" makes
@@ -113,10 +108,10 @@ def test_every_upload_gets_the_cloud_outcome_and_nothing_is_lost(
 
     delivered, seconds = drain(rig)
 
-    actual = {key: outcome(store, key) for key in expected}
+    actual = {key: recorded_outcome(store, key) for key in expected}
     wrong = {key: (actual[key], want) for key, want in expected.items() if actual[key] != want}
     assert wrong == {}
-    assert outcome(store, FOLDER_PLACEHOLDER) == "missing"  # a placeholder is no upload
+    assert recorded_outcome(store, FOLDER_PLACEHOLDER) == "missing"  # a placeholder is no upload
     report = check_nothing_lost(store, originals=originals)
     assert report.ok, report
     print(f"\nlambda: {delivered} events in {seconds:.2f} s ({seconds / delivered:.4f} s each)")
@@ -124,7 +119,7 @@ def test_every_upload_gets_the_cloud_outcome_and_nothing_is_lost(
     assert seconds / delivered < SECONDS_PER_OBJECT
 
 
-def test_rejected_headers_never_reach_rekognition(
+def test_only_accepted_images_reach_rekognition(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:
     rekognition = FakeRekognition(rig.s3)
@@ -132,8 +127,8 @@ def test_rejected_headers_never_reach_rekognition(
     for case in cases:
         rig.put(case.key, case.data)
     drain(rig)
-    # Billed calls only for what passed the header check: accepted, or refused by the service.
-    labeled = {case.key for case in cases if case.cloud_expected in (ACCEPTED, "labeling_failed")}
+    # Billed calls only for what passed the validation: nothing is left for the service to refuse.
+    labeled = {case.key for case in cases if case.expected == ACCEPTED}
     called = {
         call["Image"]["S3Object"]["Name"]
         for call in rekognition.calls
@@ -143,13 +138,16 @@ def test_rejected_headers_never_reach_rekognition(
     assert len(rekognition.calls) == len(labeled)
 
 
-def test_pixel_damage_found_by_rekognition_is_quarantined_with_its_message(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", ["cut/jpeg-50pct.jpg", "cut/jpeg-no-eoi.jpg", "cut/png-90pct.png"])
+def test_pixel_damage_past_the_header_is_quarantined_before_rekognition(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    use(monkeypatch, rig, FakeRekognition(rig.s3))
-    cut = next(case for case in generated_cases() if case.name == "cut/jpeg-50pct.jpg")
+    rekognition = FakeRekognition(rig.s3)
+    use(monkeypatch, rig, rekognition)
+    cut = next(case for case in generated_cases() if case.name == name)
     rig.put(cut.key, cut.data)
     drain(rig)
     record = json.loads(S3Store(BUCKET, rig.s3).get_bytes(quarantine_key(cut.key)))
-    assert record["reason"] == "labeling_failed"
-    assert "InvalidImageFormatException" in record["message"]
+    assert (record["reason"], record["size"]) == ("truncated", len(cut.data))
+    assert "upload the file again" in record["message"]
+    assert rekognition.calls == []
