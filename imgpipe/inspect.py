@@ -21,6 +21,7 @@ from PIL import Image, ImageFile
 from imgpipe.config import PipelineConfig
 from imgpipe.exif import clean_text, read_exif, read_xmp_creator, resolve_creator
 from imgpipe.headers import header_cut_off
+from imgpipe.other_formats import other_image_format
 from imgpipe.records import Exif, Reason, RejectedImage
 
 __all__ = [
@@ -54,14 +55,6 @@ _PIL_PLUGINS: dict[str, tuple[str, ...]] = {
     "HEIF": ("HEIF", "AVIF"),
 }
 
-# Image formats that are recognised only to say so in the quarantine message.
-_OTHER_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
-    (b"\xffO\xffQ", "JPEG 2000"),
-    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
-    (b"\xff\x0a", "JPEG XL"),
-    (b"8BPS", "Photoshop (PSD)"),
-)
 _NOT_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive or Office document"),
@@ -190,9 +183,11 @@ def inspect_image(data: bytes, config: PipelineConfig, total_size: int | None = 
 
 
 def _not_a_supported_image(head: bytes) -> RejectedImage:
-    for magic, name in _OTHER_IMAGE_MAGIC:
-        if head.startswith(magic):
-            return _unsupported(f"the file is a {name} image, which the pipeline does not read")
+    name = other_image_format(head)
+    if name:
+        return _unsupported(
+            f"the file is an image in {name} format, which the pipeline does not read"
+        )
     lowered = head.lstrip().lower()
     if (lowered.startswith((b"<?xml", b"<svg")) and b"<svg" in lowered) or lowered.startswith(
         b"<!doctype svg"
