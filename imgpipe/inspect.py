@@ -162,7 +162,7 @@ def inspect_image(data: bytes, config: PipelineConfig, total_size: int | None = 
                 _check_dimensions(*img.size, config)
                 frames = _frame_count(img)
                 exif, orientation = read_exif(img)
-                width, height, mode = img.width, img.height, img.mode
+                (width, height), mode = _stored_size(img), img.mode
         except Image.DecompressionBombError as exc:
             # Pillow's own process-wide limit fired inside a plugin before ours could.
             raise RejectedImage(
@@ -314,6 +314,20 @@ def _check_dimensions(width: int, height: int, config: PipelineConfig) -> None:
             f"image is {size} px, its shortest side is below the {config.min_side} px "
             "minimum needed for labelling; upload a larger version",
         )
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """The size as stored in the file, before orientation.
+
+    Pillow reports a TIFF's size already turned by its orientation tag (its loader turns the
+    pixels); the record keeps the stored size, as it does for every other format.
+    """
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return img.width, img.height
 
 
 def _frame_count(img: Image.Image) -> int:
