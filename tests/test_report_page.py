@@ -1,0 +1,211 @@
+"""The report page: a gallery of every image once with in-page filters, quality flags that
+name their images, one line instead of an empty chart, readable file modes, summary cards."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pytest
+
+from analysis.charts import chart
+from analysis.report import build_report, summary_cards
+from imgpipe.config import PipelineConfig
+from imgpipe.store import LocalStore
+from spark_jobs.analyze import run_analyze
+from tests.tablefixtures import image_row, sample_quarantine, sample_rows, write_collection
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+
+class Page(HTMLParser):
+    """The gallery's figures (attributes, image sources, caption text) and the filter selects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[dict[str, Any]] = []
+        self.selects: list[dict[str, str | None]] = []
+        self.sections: dict[str, str] = {}
+        self._section: str | None = None
+        self._in_gallery = False
+        self._caption = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "section":
+            self._section = attributes.get("id")
+            self.sections[self._section or ""] = ""
+            self._in_gallery = self._section == "gallery"
+        elif tag == "figure" and self._in_gallery:
+            self.figures.append({"attrs": attributes, "src": None, "caption": ""})
+        elif tag == "img" and self._in_gallery and self.figures:
+            self.figures[-1]["src"] = attributes.get("src")
+        elif tag == "figcaption":
+            self._caption = True
+        elif tag == "select":
+            self.selects.append(attributes)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figcaption":
+            self._caption = False
+
+    def handle_data(self, data: str) -> None:
+        if self._caption and self.figures:
+            self.figures[-1]["caption"] += data
+        if self._section:
+            self.sections[self._section] += data
+
+
+SUMMARY: dict[str, Any] = {"run_id": "run-1", "inputs": 20, "accepted": 17, "quarantined": 3}
+
+
+@pytest.fixture(scope="module")
+def report_dir(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bucket")
+    store = LocalStore(root)
+    write_collection(spark, store, sample_rows(), sample_quarantine())
+    tables = run_analyze(spark, str(root), "run-1", PipelineConfig())
+    build_report(store, "run-1", tables, dict(SUMMARY))
+    return root / "reports" / "run-1"
+
+
+@pytest.fixture(scope="module")
+def page(report_dir: Path) -> Page:
+    parser = Page()
+    parser.feed((report_dir / "index.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def test_every_accepted_image_is_in_the_gallery_exactly_once(page: Page) -> None:
+    rows = sample_rows()
+    sources = [f["src"] for f in page.figures if f["src"]]
+    thumbnails = {f"../../{r['thumbnail_key']}" for r in rows if r["thumbnail_key"]}
+    assert sorted(sources) == sorted(thumbnails)  # each thumbnail once, none missing
+    captions = " ".join(f["caption"] for f in page.figures)
+    for row in rows:  # exact copies share a thumbnail, but every key is named once
+        assert captions.count(row["key"]) == 1, row["key"]
+    unlabeled = [r for r in rows if not r["labels"] and r["thumbnail_key"]]
+    assert unlabeled and all(f"../../{r['thumbnail_key']}" in sources for r in unlabeled)
+
+
+def test_gallery_figures_carry_what_the_filters_match(page: Page) -> None:
+    filters = {s.get("data-filter") for s in page.selects}
+    assert {"labels", "creators", "flags"} <= filters
+    by_src = {f["src"]: f["attrs"] for f in page.figures if f["src"]}
+    cat_and_dog = next(a for src, a in by_src.items() if "aaaa" in src)
+    assert json.loads(cat_and_dog["data-labels"]) == ["Cat", "Dog"]
+    assert json.loads(cat_and_dog["data-creators"]) == ["alice", "bob"]
+    blank = next(a for src, a in by_src.items() if "6666" in src)
+    assert json.loads(blank["data-labels"]) == []
+
+
+def test_the_page_reads_without_javascript_and_loads_nothing_from_the_network(
+    report_dir: Path,
+) -> None:
+    html = (report_dir / "index.html").read_text(encoding="utf-8")
+    assert 'id="gallery-filter" hidden' in html  # controls appear only when the script runs
+    assert "http://" not in html and "https://" not in html
+    assert "<script src" not in html
+
+
+def test_quality_flags_name_their_images(page: Page) -> None:
+    quality = page.sections["quality"]
+    assert "ingest/bob/dog-on-grass.png" in quality  # blurry and dark
+    assert "ingest/carol/sky1.jpg" in quality  # overexposed
+    dog = next(f for f in page.figures if "dog-on-grass" in f["caption"])
+    assert "blurry" in dog["caption"] and "dark" in dog["caption"]
+
+
+def test_hierarchy_is_shown_once_with_the_labels_below_each_parent(page: Page) -> None:
+    hierarchy = page.sections["label_parents"]
+    assert "Label hierarchy" in hierarchy
+    assert "Rocket (1), Vehicle (1)" in hierarchy
+    assert "Rocket + Vehicle" not in page.sections["label_pairs"]
+
+
+def test_report_files_have_the_mode_of_other_output(report_dir: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    parquet = next((report_dir / "tables").glob("*.parquet"))
+    expected = 0o666 & ~umask
+    for path in [report_dir / "index.html", *report_dir.glob("*.png"), parquet]:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path.name
+
+
+def test_analysis_with_nothing_to_show_says_why_in_one_line(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Photos without EXIF: no date taken, no camera (one "unknown unknown" row).
+    rows = [image_row(f"ingest/p{i}.png", f"sha256:{i}", format="PNG") for i in range(3)]
+    store = LocalStore(tmp_path)
+    write_collection(spark, store, rows, [])
+    tables = run_analyze(spark, str(tmp_path), "run-1", PipelineConfig())
+    build_report(store, "run-1", tables, {"run_id": "run-1"})
+    html = (tmp_path / "reports/run-1/index.html").read_text(encoding="utf-8")
+    parser = Page()
+    parser.feed(html)
+    assert "No image has an EXIF date taken." in parser.sections["images_over_time"]
+    assert "No image records its camera" in parser.sections["cameras"]
+    assert "no data" not in html
+    pngs = {p.name for p in (tmp_path / "reports/run-1").glob("*.png")}
+    assert "images_over_time.png" not in pngs and "cameras.png" not in pngs
+    assert "formats.png" in pngs
+
+
+def test_resolution_bin_names_do_not_overlap() -> None:
+    bins = ["< 1 MP", "1-2 MP", "2-5 MP", "5-8 MP", "8-12 MP", "12-16 MP", "16-24 MP", ">= 24 MP"]
+    fig = chart("megapixels", pd.DataFrame({"bin": bins, "images": range(1, 9)}))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t for t in (*ax.get_xticklabels(), *ax.get_yticklabels()) if t.get_text() in bins]
+    assert len(labels) == len(bins)
+    boxes = [t.get_window_extent() for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+
+
+def test_long_month_labels_are_turned_rather_than_overlapping() -> None:
+    months = [f"20{y:02d}-{m:02d}" for y in range(20, 23) for m in range(1, 13)]
+    fig = chart("images_over_time", pd.DataFrame({"month": months, "images": [1] * len(months)}))
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert all(a.x1 <= b.x0 for a, b in itertools.pairwise(boxes))
+
+
+def test_cards_add_up_and_a_first_run_does_not_claim_unchanged_inputs() -> None:
+    process = {"seconds": 1.0, "images": 15, "decoded": 14, "reused": 1}
+    base = {"inputs": 17, "accepted": 15, "quarantined": 2, "processed": 15}
+    first = summary_cards(
+        {**base, "skipped_unchanged": 0, "first_run": True, "stages": {"process": process}}
+    )
+    assert [(c["value"], c["name"]) for c in first] == [
+        (17, "inputs"),
+        (17, "new or changed"),
+        (15, "processed (thumbnail and features)"),
+    ]
+    assert first[0]["detail"] == "15 accepted + 2 quarantined"
+    assert first[1]["detail"] == "first run: every input is new"
+    assert "14 decoded by this run + 1 reused" in first[2]["detail"]
+    again = summary_cards(
+        {
+            **base,
+            "skipped_unchanged": 17,
+            "first_run": False,
+            "stages": {"process": {**process, "decoded": 0, "reused": 15}},
+        }
+    )
+    assert (again[1]["value"], again[1]["detail"]) == (
+        0,
+        "17 unchanged since the last run (not inspected again)",
+    )
+    assert "0 decoded by this run + 15 reused" in again[2]["detail"]
