@@ -124,10 +124,10 @@ def summary_cards(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         cards.append(
             {
                 "value": inputs - unchanged,
-                "name": "new or changed",
+                "name": "inspected by this run",
                 "detail": "first run: every input is new"
                 if summary["first_run"]
-                else f"{unchanged:,} unchanged since the last run (not inspected again)",
+                else f"{unchanged:,} unchanged since the last run were not inspected again",
             }
         )
     process = (summary.get("stages") or {}).get("process") or {}

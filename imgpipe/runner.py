@@ -58,7 +58,7 @@ class RunSummary:
         since = (
             "first run"
             if self.first_run
-            else f"{self.inputs - self.skipped_unchanged} new or changed, "
+            else f"{self.inputs - self.skipped_unchanged} inspected, "
             f"{self.skipped_unchanged} unchanged since the last run"
         )
         return (

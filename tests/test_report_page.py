@@ -190,7 +190,7 @@ def test_cards_add_up_and_a_first_run_does_not_claim_unchanged_inputs() -> None:
     )
     assert [(c["value"], c["name"]) for c in first] == [
         (17, "inputs"),
-        (17, "new or changed"),
+        (17, "inspected by this run"),
         (15, "processed (thumbnail and features)"),
     ]
     assert first[0]["detail"] == "15 accepted + 2 quarantined"
@@ -206,6 +206,6 @@ def test_cards_add_up_and_a_first_run_does_not_claim_unchanged_inputs() -> None:
     )
     assert (again[1]["value"], again[1]["detail"]) == (
         0,
-        "17 unchanged since the last run (not inspected again)",
+        "17 unchanged since the last run were not inspected again",
     )
     assert "0 decoded by this run + 15 reused" in again[2]["detail"]
