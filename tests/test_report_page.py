@@ -6,7 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +36,14 @@ class Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.figures: list[dict[str, Any]] = []
-        self.selects: list[dict[str, str | None]] = []
+        self.selects: list[dict[str, Any]] = []
         self.sections: dict[str, str] = {}
         self._section: str | None = None
         self._in_gallery = False
         self._caption = False
+        self._option: dict[str, Any] | None = None
+        self.script = ""
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
@@ -52,13 +58,26 @@ class Page(HTMLParser):
         elif tag == "figcaption":
             self._caption = True
         elif tag == "select":
-            self.selects.append(attributes)
+            self.selects.append({**attributes, "options": []})
+        elif tag == "option" and self.selects:
+            self._option = {"value": attributes.get("value"), "none": "data-none" in attributes}
+            self.selects[-1]["options"].append(self._option)
+        elif tag == "script":
+            self._in_script = True
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "figcaption":
             self._caption = False
+        elif tag == "option":
+            self._option = None
+        elif tag == "script":
+            self._in_script = False
 
     def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.script += data
+        if self._option is not None and self._option["value"] is None:
+            self._option["value"] = data  # an option without a value attribute: its text
         if self._caption and self.figures:
             self.figures[-1]["caption"] += data
         if self._section:
@@ -209,3 +228,92 @@ def test_cards_add_up_and_a_first_run_does_not_claim_unchanged_inputs() -> None:
         "17 unchanged since the last run were not inspected again",
     )
     assert "0 decoded by this run + 15 reused" in again[2]["detail"]
+
+
+# Runs the page's script against a stand-in for the few DOM calls it makes, then applies
+# each choice of filters and prints which figures stay shown.
+FILTER_HARNESS = """
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const figures = input.figures.map((attrs) => ({
+  hidden: false, getAttribute: (name) => attrs[name],
+}));
+const selects = input.selects.map((s) => ({
+  selectedIndex: 0,
+  options: s.options.map((o) => ({
+    value: o.value, hasAttribute: (n) => n === "data-none" && o.none,
+  })),
+  get value() { return this.options[this.selectedIndex].value; },
+  getAttribute: () => s.filter,
+}));
+let onChange = null;
+const form = { hidden: true, querySelectorAll: () => selects,
+  addEventListener: (event, handler) => { onChange = handler; } };
+const counter = { textContent: "" };
+globalThis.document = {
+  getElementById: (id) => (id === "gallery-filter" ? form : counter),
+  querySelectorAll: () => figures,
+};
+eval(input.script);
+const results = input.choices.map((choice) => {
+  choice.forEach((index, i) => { selects[i].selectedIndex = index; });
+  onChange();
+  return figures.map((f, i) => (f.hidden ? -1 : i)).filter((i) => i >= 0);
+});
+console.log(JSON.stringify({ shownForm: !form.hidden, results }));
+"""
+
+
+def _node() -> str | None:
+    beside_python = Path(sys.executable).parent / "node"
+    return shutil.which("node") or (str(beside_python) if beside_python.exists() else None)
+
+
+@pytest.mark.skipif(_node() is None, reason="needs node to run the page's script")
+def test_gallery_filter_script_shows_exactly_the_matching_images(page: Page) -> None:
+    selects = [{"filter": s["data-filter"], "options": s["options"]} for s in page.selects]
+    figures = [f["attrs"] for f in page.figures]
+    data = [{s["filter"]: json.loads(f[f"data-{s['filter']}"]) for s in selects} for f in figures]
+
+    def index(filter_name: str, *, value: str = "", none: bool = False) -> int:
+        select = next(s for s in selects if s["filter"] == filter_name)
+        return next(
+            i
+            for i, o in enumerate(select["options"])
+            if o["none"] == none and (none or o["value"] == value)
+        )
+
+    def choice(**picked: int) -> list[int]:
+        return [picked.get(s["filter"], 0) for s in selects]
+
+    cases = {
+        "Cat": (choice(labels=index("labels", value="Cat")), lambda d: "Cat" in d["labels"]),
+        "Cat by bob": (
+            choice(labels=index("labels", value="Cat"), creators=index("creators", value="bob")),
+            lambda d: "Cat" in d["labels"] and "bob" in d["creators"],
+        ),
+        "no label": (choice(labels=index("labels", none=True)), lambda d: not d["labels"]),
+        "dark": (choice(flags=index("flags", value="dark")), lambda d: "dark" in d["flags"]),
+        "all": (choice(), lambda d: True),
+    }
+    harness = {
+        "script": page.script,
+        "figures": figures,
+        "selects": selects,
+        "choices": [c for c, _ in cases.values()],
+    }
+    node = _node()
+    assert node is not None
+    done = subprocess.run(
+        [node, "-e", FILTER_HARNESS],
+        input=json.dumps(harness),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    output = json.loads(done.stdout)
+    assert output["shownForm"]  # the controls appear once the script runs
+    for (name, (_, keeps)), shown in zip(cases.items(), output["results"], strict=True):
+        expected = [i for i, d in enumerate(data) if keeps(d)]
+        assert expected, name  # each case selects something, so the check means something
+        assert shown == expected, name
