@@ -35,7 +35,13 @@ class UsageError(Exception):
 
 @dataclass
 class RunSummary:
-    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract)."""
+    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract).
+
+    Each count means one thing: ``inputs = accepted + quarantined``; ``skipped_unchanged`` of
+    the inputs were unchanged since the last run (their records reused, not inspected again;
+    0 on a ``first_run``); ``processed`` accepted images have a thumbnail and features. The
+    process stage's ``images`` (the table's rows) = ``decoded`` by this run + ``reused``.
+    """
 
     run_id: str
     inputs: int = 0
