@@ -9,7 +9,7 @@ EMPTY_REASONS: dict[str, str] = {
     "top_labels": "No image has a label (the run used no labeler, or it found nothing).",
     "label_parents": "No label has a parent label.",
     "label_categories": "No label has a category.",
-    "label_pairs": "No image has two labels that are not a label and its parent.",
+    "label_pairs": "No image has two unrelated labels (a label and its parent do not count).",
     "creators": "No image has a creator.",
     "images_over_time": "No image has an EXIF date taken.",
     "cameras": "No image records its camera (EXIF make and model).",
