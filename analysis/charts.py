@@ -8,6 +8,7 @@ they are truncated with an ellipsis and ``$`` is escaped so matplotlib never rea
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -103,10 +104,23 @@ def column_chart(
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.set_ylim(0, float(data[y].max()) * 1.15 or 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(data) > 8:
-        ax.tick_params(axis="x", labelrotation=60)
+    _unclutter_x_labels(fig, ax)
     sns.despine(ax=ax)
     return fig
+
+
+def _unclutter_x_labels(fig: Figure, ax: Axes) -> None:
+    """Turn the x labels when, drawn level, any two would touch (measured, not guessed)."""
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    gap = 4.0  # pixels of space needed between two labels
+    if any(left.x1 + gap > right.x0 for left, right in itertools.pairwise(boxes)):
+        ax.tick_params(axis="x", labelrotation=90)
+
+
+def bins_chart(frame: pd.DataFrame, title: str, xlabel: str) -> Figure:
+    """Horizontal bars in the table's (bin) order: bin names never collide, however long."""
+    return barh_chart(frame.get("bin", []), frame.get("images", []), title, xlabel)
 
 
 def top_labels_chart(frame: pd.DataFrame) -> Figure:
@@ -124,8 +138,16 @@ def top_labels_chart(frame: pd.DataFrame) -> Figure:
 
 
 def label_parents_chart(frame: pd.DataFrame) -> Figure:
+    notes = [
+        f"{n:,} · {k:,} label{'s' if k != 1 else ''} below"
+        for n, k in zip(frame.get("images", []), frame.get("labels_below", []), strict=True)
+    ]
     return barh_chart(
-        frame.get("name", []), frame.get("images", []), TITLES["label_parents"], "images"
+        frame.get("parent", []),
+        frame.get("images", []),
+        TITLES["label_parents"],
+        "images under the top-level label · labels below it",
+        notes,
     )
 
 
@@ -182,7 +204,7 @@ def formats_chart(frame: pd.DataFrame) -> Figure:
 
 
 def megapixels_chart(frame: pd.DataFrame) -> Figure:
-    return column_chart(frame, "bin", "images", TITLES["megapixels"], "megapixels", "images")
+    return bins_chart(frame, TITLES["megapixels"], "images")
 
 
 def sharpness_chart(frame: pd.DataFrame) -> Figure:
@@ -246,7 +268,7 @@ def quarantine_reasons_chart(frame: pd.DataFrame) -> Figure:
 
 TITLES: dict[str, str] = {
     "top_labels": "Top labels",
-    "label_parents": "Labels and their parents",
+    "label_parents": "Label hierarchy",
     "label_categories": "Label categories",
     "label_pairs": "Labels seen together",
     "creators": "Images per creator",

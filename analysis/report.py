@@ -7,6 +7,7 @@ the cloud report step (which passes ``tables=None`` and reads the analyze job's 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,15 +16,15 @@ import pandas as pd
 
 from analysis import report_prefix, tables_prefix
 from analysis.charts import CHARTS, TITLES, chart, figure_png, human_bytes
+from analysis.empty import nothing_to_show
+from analysis.gallery import gallery_view
 from imgpipe.store import Store
 
 TABLE_ROWS = 10  # rows of each table shown under its chart
-GALLERY_SIZE = 6
-SUMMARY_FIELDS = ("inputs", "accepted", "quarantined", "processed", "skipped_unchanged")
 # Columns shown under each chart; byte counts are shown human-readable.
 SHOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "top_labels": ("label", "images", "mean_confidence"),
-    "label_parents": ("name", "images"),
+    "label_parents": ("parent", "images", "labels"),
     "label_categories": ("category", "images"),
     "label_pairs": ("label_a", "label_b", "images"),
     "creators": ("creator", "images", "bytes", "top_labels"),
@@ -33,7 +34,7 @@ SHOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "megapixels": ("bin", "images"),
     "sharpness": ("bin", "images"),
     "brightness": ("bin", "images"),
-    "quality": ("flag", "rule", "images"),
+    "quality": ("flag", "rule", "images", "keys"),
     "exact_duplicates": ("copies", "key", "creator"),
     "near_duplicates": ("key_a", "key_b", "distance"),
     "quarantine_reasons": ("reason", "objects"),
@@ -53,11 +54,25 @@ def load_tables(store: Store, run_id: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def accepted_images(tables: Mapping[str, pd.DataFrame]) -> int:
+    """The images in the run's table (``overview.images``; 0 without an overview)."""
+    overview = tables.get("overview")
+    if overview is None or overview.empty or "images" not in overview.columns:
+        return 0
+    return int(overview["images"].iloc[0])
+
+
 def render_charts(store: Store, run_id: str, tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Draw every chart (a missing or empty table draws "no data"); return the file names."""
+    """Draw the chart of every table with something to show; return the file names.
+
+    A table with nothing to show gets no chart: the page says why in one line instead.
+    """
     prefix = report_prefix(run_id)
+    images = accepted_images(tables)
     names: list[str] = []
     for name in CHARTS:
+        if nothing_to_show(name, tables.get(name), images):
+            continue
         png = figure_png(chart(name, tables.get(name)))
         store.put_bytes(f"{prefix}{name}.png", png, "image/png")
         names.append(f"{name}.png")
@@ -88,39 +103,76 @@ def table_view(frame: pd.DataFrame | None, columns: tuple[str, ...], rows: int) 
     return {"columns": shown, "rows": body, "total": len(frame)}
 
 
-def gallery(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
-    """Per top label (in top-label order), up to six thumbnails, most confident first."""
-    frame = tables.get("label_gallery")
-    if frame is None or frame.empty:
-        return []
-    top = tables.get("top_labels")
-    order = list(top["label"]) if top is not None and not top.empty else []
-    labels = order + [x for x in dict.fromkeys(frame["label"]) if x not in order]
-    sections = []
-    for name in labels:
-        rows = frame[frame["label"] == name].sort_values(
-            ["confidence", "key"], ascending=[False, True]
+def _count(summary: Mapping[str, Any], name: str) -> int:
+    value = summary.get(name)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def summary_cards(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The summary's counts as cards whose parts add up (value, name, how it splits)."""
+    inputs, accepted = _count(summary, "inputs"), _count(summary, "accepted")
+    quarantined, processed = _count(summary, "quarantined"), _count(summary, "processed")
+    cards = [
+        {
+            "value": inputs,
+            "name": "inputs",
+            "detail": f"{accepted:,} accepted + {quarantined:,} quarantined",
+        },
+    ]
+    if "first_run" in summary:  # only a local run knows what the last run saw
+        unchanged = _count(summary, "skipped_unchanged")
+        cards.append(
+            {
+                "value": inputs - unchanged,
+                "name": "inspected by this run",
+                "detail": "first run: every input is new"
+                if summary["first_run"]
+                else f"{unchanged:,} unchanged since the last run were not inspected again",
+            }
         )
-        images = [
-            {"key": key, "src": f"../../{thumb}", "confidence": f"{conf:.0f}%"}
-            for key, thumb, conf in rows[["key", "thumbnail_key", "confidence"]]
-            .head(GALLERY_SIZE)
-            .itertuples(index=False, name=None)
-        ]
-        if images:
-            sections.append({"label": name, "images": images})
-    return sections
+    process = (summary.get("stages") or {}).get("process") or {}
+    parts = [f"of {accepted:,} accepted"]
+    if "decoded" in process:
+        parts.append(
+            f"{int(process['decoded']):,} decoded by this run + "
+            f"{int(process.get('reused', 0)):,} reused (earlier runs or exact copies)"
+        )
+    if accepted > processed:
+        parts.append(f"{accepted - processed:,} could not be decoded")
+    cards.append(
+        {
+            "value": processed,
+            "name": "processed (thumbnail and features)",
+            "detail": "; ".join(parts),
+        }
+    )
+    return cards
+
+
+STAGE_DETAILS = {
+    "ingest": "inputs read: accepted or quarantined",
+    "process": "images in the table",
+    "analyze": "images analysed",
+    "report": "images reported",
+}
+
+
+def _stage_rows(stages: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, int, str]]:
+    rows = []
+    for name, stage in stages.items():
+        detail = STAGE_DETAILS.get(name, "")
+        if "decoded" in stage:
+            detail = f"{int(stage['decoded']):,} decoded + {int(stage.get('reused', 0)):,} reused"
+        seconds = f"{float(stage.get('seconds', 0.0)):.1f}"
+        rows.append((name, seconds, int(stage.get("images", 0)), detail))
+    return rows
 
 
 def _summary_view(summary: Mapping[str, Any]) -> dict[str, Any]:
-    stages = summary.get("stages") or {}
     return {
         "run_id": summary.get("run_id", ""),
-        "counts": [(f.replace("_", " "), summary.get(f, 0)) for f in SUMMARY_FIELDS],
-        "stages": [
-            (name, f"{float(s.get('seconds', 0.0)):.1f}", s.get("images", 0))
-            for name, s in stages.items()
-        ],
+        "cards": summary_cards(summary),
+        "stages": _stage_rows(summary.get("stages") or {}),
     }
 
 
@@ -138,11 +190,13 @@ def render_html(
     run_id: str, tables: Mapping[str, pd.DataFrame], summary: Mapping[str, Any], charts: list[str]
 ) -> str:
     """The report page as HTML text (charts referenced by relative file names)."""
+    images = accepted_images(tables)
     sections = [
         {
             "name": name,
             "title": TITLES[name],
             "chart": f"{name}.png" if f"{name}.png" in charts else None,
+            "empty": nothing_to_show(name, tables.get(name), images),
             "table": table_view(tables.get(name), SHOWN_COLUMNS[name], TABLE_ROWS),
         }
         for name in CHARTS
@@ -161,7 +215,7 @@ def render_html(
             quarantine=table_view(
                 tables.get("quarantine_list"), ("key", "reason", "message"), rows=1000
             ),
-            gallery=gallery(tables),
+            gallery=gallery_view(tables),
         )
     )
 
@@ -174,15 +228,23 @@ def build_report(
 ) -> str:
     """Write the charts and ``index.html`` of a run; return the key of ``index.html``.
 
+    The report stage's own row (seconds until the page is rendered, images reported) is
+    added to ``summary["stages"]``, so the page and the caller's ``summary.json`` show it.
+
     Args:
         store: Where ``reports/RUN_ID/`` lives.
         run_id: The run to report on.
         tables: The analyze job's tables by name; ``None`` reads them from the store.
         summary: The run summary (run_id, inputs, accepted, ..., stages).
     """
+    started = time.perf_counter()
     if tables is None:
         tables = load_tables(store, run_id)
     charts = render_charts(store, run_id, tables)
+    summary.setdefault("stages", {})["report"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "images": accepted_images(tables),
+    }
     html = render_html(run_id, tables, summary, charts)
     key = f"{report_prefix(run_id)}index.html"
     store.put_bytes(key, html.encode("utf-8"), "text/html; charset=utf-8")

@@ -127,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imgpipe: error: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.reasons.items()))
-        print(
-            f"{summary.inputs} inputs: {summary.accepted} accepted, {summary.quarantined} "
-            f"quarantined{f' ({reasons})' if reasons else ''}, {summary.skipped_unchanged} "
-            f"unchanged since the last run"
-        )
+        print(summary.describe())
     print(f"report: {args.out / summary.report}")
     return 0
 

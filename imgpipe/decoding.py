@@ -159,6 +159,13 @@ def _orientation_of(image: Image.Image, orientation: int | None) -> int:
     return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
 
 
+def _tiff_orientation_tag(image: Image.Image) -> int | None:
+    """The orientation in a TIFF's own tags (``None`` for other formats or without one)."""
+    tags = getattr(image, "tag_v2", None)
+    value = tags.get(_EXIF_ORIENTATION) if tags is not None else None
+    return value if isinstance(value, int) and value != 1 else None
+
+
 @lru_cache(maxsize=32)
 def _srgb_transform(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """A cached ICC -> sRGB transform, or None when the profile is already sRGB."""
@@ -273,6 +280,7 @@ def decode_stored(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
+            tagged = _tiff_orientation_tag(image)
             if max_pixels is not None and width * height > max_pixels:
                 raise RejectedImage(
                     Reason.DECOMPRESSION_BOMB,
@@ -287,7 +295,12 @@ def decode_stored(
                     image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
                 image.load()  # first frame of animations and multi-page files
                 rgb = _to_rgb(_reduce(image, min_side_needed))
-            turn = _orientation_of(image, orientation)
+            if tagged and _tiff_orientation_tag(image) is None:
+                # The decoder turned the pixels and dropped the tag (Pillow's TIFF loader):
+                # the recorded orientation is already applied, and the size is the display size.
+                turn, (width, height) = 1, image.size
+            else:
+                turn = _orientation_of(image, orientation)
     except RejectedImage:
         raise
     except Image.DecompressionBombError as exc:

@@ -21,6 +21,7 @@ from PIL import Image, ImageFile
 from imgpipe.config import PipelineConfig
 from imgpipe.exif import clean_text, read_exif, read_xmp_creator, resolve_creator
 from imgpipe.headers import header_cut_off
+from imgpipe.other_formats import other_image_format
 from imgpipe.records import Exif, Reason, RejectedImage
 
 __all__ = [
@@ -54,14 +55,6 @@ _PIL_PLUGINS: dict[str, tuple[str, ...]] = {
     "HEIF": ("HEIF", "AVIF"),
 }
 
-# Image formats that are recognised only to say so in the quarantine message.
-_OTHER_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
-    (b"\xffO\xffQ", "JPEG 2000"),
-    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
-    (b"\xff\x0a", "JPEG XL"),
-    (b"8BPS", "Photoshop (PSD)"),
-)
 _NOT_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive or Office document"),
@@ -169,7 +162,7 @@ def inspect_image(data: bytes, config: PipelineConfig, total_size: int | None = 
                 _check_dimensions(*img.size, config)
                 frames = _frame_count(img)
                 exif, orientation = read_exif(img)
-                width, height, mode = img.width, img.height, img.mode
+                (width, height), mode = _stored_size(img), img.mode
         except Image.DecompressionBombError as exc:
             # Pillow's own process-wide limit fired inside a plugin before ours could.
             raise RejectedImage(
@@ -190,9 +183,11 @@ def inspect_image(data: bytes, config: PipelineConfig, total_size: int | None = 
 
 
 def _not_a_supported_image(head: bytes) -> RejectedImage:
-    for magic, name in _OTHER_IMAGE_MAGIC:
-        if head.startswith(magic):
-            return _unsupported(f"the file is a {name} image, which the pipeline does not read")
+    name = other_image_format(head)
+    if name:
+        return _unsupported(
+            f"the file is an image in {name} format, which the pipeline does not read"
+        )
     lowered = head.lstrip().lower()
     if (lowered.startswith((b"<?xml", b"<svg")) and b"<svg" in lowered) or lowered.startswith(
         b"<!doctype svg"
@@ -319,6 +314,20 @@ def _check_dimensions(width: int, height: int, config: PipelineConfig) -> None:
             f"image is {size} px, its shortest side is below the {config.min_side} px "
             "minimum needed for labelling; upload a larger version",
         )
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """The size as stored in the file, before orientation.
+
+    Pillow reports a TIFF's size already turned by its orientation tag (its loader turns the
+    pixels); the record keeps the stored size, as it does for every other format.
+    """
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None:
+        width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return img.width, img.height
 
 
 def _frame_count(img: Image.Image) -> int:

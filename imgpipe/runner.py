@@ -16,7 +16,13 @@ from imgpipe.ingest import Ingester, IngestItem
 from imgpipe.labelers import Labeler, LabelerOptions, make_labeler
 from imgpipe.localfs import LocalInput, describe_special, scan_inputs
 from imgpipe.progress import ProgressReporter
-from imgpipe.records import REPORTS_PREFIX, Reason, RejectedImage
+from imgpipe.records import (
+    METADATA_PREFIX,
+    QUARANTINE_PREFIX,
+    REPORTS_PREFIX,
+    Reason,
+    RejectedImage,
+)
 from imgpipe.store import LocalStore
 
 if TYPE_CHECKING:
@@ -29,7 +35,13 @@ class UsageError(Exception):
 
 @dataclass
 class RunSummary:
-    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract)."""
+    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract).
+
+    Each count means one thing: ``inputs = accepted + quarantined``; ``skipped_unchanged`` of
+    the inputs were unchanged since the last run (their records reused, not inspected again;
+    0 on a ``first_run``); ``processed`` accepted images have a thumbnail and features. The
+    process stage's ``images`` (the table's rows) = ``decoded`` by this run + ``reused``.
+    """
 
     run_id: str
     inputs: int = 0
@@ -37,6 +49,7 @@ class RunSummary:
     quarantined: int = 0
     processed: int = 0
     skipped_unchanged: int = 0
+    first_run: bool = True
     reasons: dict[str, int] = field(default_factory=dict)
     stages: dict[str, dict[str, float | int]] = field(default_factory=dict)
     labeler: str = ""
@@ -44,6 +57,20 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def describe(self) -> str:
+        """One line of counts that add up: inputs = accepted + quarantined, and since when."""
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
+        since = (
+            "first run"
+            if self.first_run
+            else f"{self.inputs - self.skipped_unchanged} inspected, "
+            f"{self.skipped_unchanged} unchanged since the last run"
+        )
+        return (
+            f"{self.inputs} inputs: {self.accepted} accepted, {self.quarantined} quarantined"
+            f"{f' ({reasons})' if reasons else ''}; {since}; {self.processed} processed"
+        )
 
 
 def new_run_id(store: LocalStore) -> str:
@@ -111,6 +138,10 @@ def run_ingest(
     """The local ingest stage: every input ends as exactly one metadata or quarantine record."""
     inputs = scan_inputs(input_dir, exclude=store.root)
     summary.inputs = len(inputs)
+    # "Unchanged since the last run" needs a last run: one that left records here.
+    summary.first_run = not any(
+        (store.root / prefix).is_dir() for prefix in (METADATA_PREFIX, QUARANTINE_PREFIX)
+    )
     ingester = Ingester(store, config, labeler)
     with progress.stage("ingest", total=len(inputs)) as advance:
         for outcome in ingester.run(read_inputs(inputs, store, creator)):
@@ -180,15 +211,18 @@ def run_pipeline(
         started = time.perf_counter()
         counts = run_process(spark, root, config)
         summary.processed = counts["processed"]
-        timed("process", counts["decoded"], started)
+        timed("process", counts["records"], started)
+        # Every row of the table was either decoded by this run or reused from earlier work
+        # (an earlier run, or an exact copy of content decoded once).
+        summary.stages["process"]["decoded"] = counts["decoded"]
+        summary.stages["process"]["reused"] = counts["records"] - counts["decoded"]
     with progress.stage("analyze"):
         started = time.perf_counter()
         tables = run_analyze(spark, root, summary.run_id, config)
         timed("analyze", int(counts.get("records", 0)), started)
     with progress.stage("report"):
-        started = time.perf_counter()
+        # build_report adds the report stage's row to summary.stages (the same dict).
         summary.report = build_report(store, summary.run_id, tables, summary.to_dict())
-        timed("report", int(counts.get("records", 0)), started)
     store.put_bytes(
         f"{REPORTS_PREFIX}{summary.run_id}/summary.json",
         json.dumps(summary.to_dict(), indent=2, ensure_ascii=False).encode(),

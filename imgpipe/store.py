@@ -19,6 +19,22 @@ from urllib.parse import urlparse
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux's /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    # Elsewhere reading it means setting it: for an instant, to the strictest mask, so a file
+    # another thread creates meanwhile is never more open than intended.
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 class Store(Protocol):
     """What the pipeline needs from object storage. Keys use ``/`` and never start with it."""
 
@@ -75,6 +91,9 @@ class LocalStore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                # mkstemp creates the file 0600; give it the mode any other new file gets,
+                # so a report copied to a web folder or read by a teammate opens.
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

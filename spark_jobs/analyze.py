@@ -58,7 +58,7 @@ ANALYSES = (
     "near_duplicates",
     "quarantine_reasons",
     "quarantine_list",
-    "label_gallery",
+    "gallery",
 )
 
 # Quality thresholds. Sharpness is the variance of the Laplacian: below ~100 a photo looks
@@ -66,8 +66,6 @@ ANALYSES = (
 BLURRY_SHARPNESS_BELOW = 100.0
 DARK_BRIGHTNESS_BELOW = 40.0
 OVEREXPOSED_BRIGHTNESS_ABOVE = 215.0
-# Thumbnails per top label in the report's gallery.
-GALLERY_SIZE = 6
 # Analyses submitted to Spark at once.
 CONCURRENT_QUERIES = 4
 
@@ -80,7 +78,6 @@ def query_parameters(config: PipelineConfig) -> dict[str, Any]:
         "blurry_below": BLURRY_SHARPNESS_BELOW,
         "dark_below": DARK_BRIGHTNESS_BELOW,
         "overexposed_above": OVEREXPOSED_BRIGHTNESS_ABOVE,
-        "gallery_size": GALLERY_SIZE,
     }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,7 +84,6 @@ def run_report(root: str, run_id: str, config: PipelineConfig) -> str:
         MissingTablesError: If the run has no tables (analyze has not run for it).
     """
     del config  # the tables already carry every config-dependent choice
-    started = time.perf_counter()
     store = open_store(root)
     tables = load_tables(store, run_id)
     if not tables:
@@ -94,11 +92,7 @@ def run_report(root: str, run_id: str, config: PipelineConfig) -> str:
             f"run the analyze job for run {run_id!r} first"
         )
     summary = summary_from_tables(run_id, tables)
-    key = build_report(store, run_id, tables, summary)
-    summary["stages"]["report"] = {
-        "seconds": round(time.perf_counter() - started, 3),
-        "images": summary["accepted"],
-    }
+    key = build_report(store, run_id, tables, summary)  # adds the report stage's row
     summary["report"] = key
     _write_summary(store, run_id, summary)
     log.info("report: %s", store.uri(key))

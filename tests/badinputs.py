@@ -272,9 +272,45 @@ def name_cases() -> list[BadInput]:
     ]
 
 
+# --- images in formats the pipeline does not read ---------------------------------------------
+# They are images, not "text" or "binary data": quarantined as unsupported_format, named.
+
+
+def unread_format_cases() -> list[BadInput]:
+    """Valid images in formats that are not read (TGA, Netpbm, ICO, SGI, DDS, QOI, XPM)."""
+    picture = photo_like(160, 120, 50)
+    xpm = (
+        b'/* XPM */\nstatic char *x[] = {\n"120 90 1 1",\n"a c #FF0000",\n'
+        + b",\n".join(b'"' + b"a" * 120 + b'"' for _ in range(90))
+        + b"\n};\n"
+    )
+    kind = "image in an unread format"
+    return [
+        BadInput("formats/photo.tga", _save(picture, "TGA"), "unsupported_format", kind),
+        BadInput("formats/photo.ppm", _save(picture, "PPM"), "unsupported_format", kind),
+        BadInput(
+            "formats/photo.pgm", _save(picture.convert("L"), "PPM"), "unsupported_format", kind
+        ),
+        BadInput(
+            "formats/photo.pbm", _save(picture.convert("1"), "PPM"), "unsupported_format", kind
+        ),
+        BadInput("formats/icon.ico", _save(picture, "ICO"), "unsupported_format", kind),
+        BadInput("formats/photo.sgi", _save(picture, "SGI"), "unsupported_format", kind),
+        BadInput("formats/texture.dds", _save(picture, "DDS"), "unsupported_format", kind),
+        BadInput("formats/photo.qoi", _save(picture, "QOI"), "unsupported_format", kind),
+        BadInput("formats/icon.xpm", xpm, "unsupported_format", kind),
+    ]
+
+
 def generated_cases() -> list[BadInput]:
-    """The whole generated suite (content, truncation, modes and containers, names)."""
-    return [*content_cases(), *truncation_cases(), *mode_and_container_cases(), *name_cases()]
+    """The whole generated suite (content, truncation, modes and containers, names, formats)."""
+    return [
+        *content_cases(),
+        *truncation_cases(),
+        *mode_and_container_cases(),
+        *name_cases(),
+        *unread_format_cases(),
+    ]
 
 
 # The real broken files of the corpus and what each must become. The expectations come from

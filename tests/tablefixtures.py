@@ -194,6 +194,28 @@ def sample_rows() -> list[Row]:
             phash="3333333333333333",
         ),
     ]
+    # Rekognition-style: the parents are labels too (Vehicle under Transportation), so the
+    # pairs with an ancestor must not count as "seen together"; Sky is unrelated to them.
+    rows.append(
+        image_row(
+            "ingest/frank/rocket.jpg",
+            "sha256:7777",
+            creator="frank",
+            labels=[
+                label("Rocket", 92.0, ("Vehicle", "Transportation"), ("Transport",)),
+                label("Vehicle", 92.0, ("Transportation",), ("Transport",)),
+                label("Transportation", 92.0, (), ("Transport",)),
+                label("Sky", 80.0, categories=("Nature",)),
+            ],
+            phash="a5a5a5a5a5a5a5a5",
+        )
+    )
+    # Measured, with a thumbnail, but no label at all: it must still be in the gallery.
+    rows.append(
+        image_row(
+            "ingest/frank/blank.jpg", "sha256:6666", creator="frank", phash="5a5a5a5a5a5a5a5a"
+        )
+    )
     # Enough cats for the gallery to be capped (confidences 61..65, hashes far apart).
     for i, phash in enumerate(
         [

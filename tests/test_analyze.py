@@ -26,7 +26,14 @@ from spark_jobs.analyze import (
     run_analyze,
     run_query,
 )
-from tests.tablefixtures import Row, sample_quarantine, sample_rows, write_collection
+from tests.tablefixtures import (
+    Row,
+    image_row,
+    label,
+    sample_quarantine,
+    sample_rows,
+    write_collection,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -104,22 +111,52 @@ def test_label_listed_twice_on_one_image_counts_once(tables: dict) -> None:
     assert as_dict(tables["top_labels"], "label", "images")["Cat"] == cats
 
 
-def test_image_with_cat_and_dog_counts_once_for_their_common_parent(tables: dict) -> None:
-    with_animal = {
-        r["key"] for r in ROWS for lab in r["labels"] or [] if "Animal" in lab["parents"]
+def names_per_image(rows: list[Row]) -> dict[str, set[str]]:
+    """key -> the image's label names and their parents (each name once per image)."""
+    return {
+        row["key"]: {n for lab in row["labels"] or [] for n in (lab["name"], *lab["parents"])}
+        for row in rows
     }
-    assert "ingest/alice/cat-and-dog.jpg" in with_animal
-    assert as_dict(tables["label_parents"], "name", "images")["Animal"] == len(with_animal)
 
 
-def test_label_parents_include_the_labels_themselves_and_their_parents(tables: dict) -> None:
-    expected: Counter[str] = Counter()
-    for row in ROWS:
-        names = set()
+def recorded_parents(rows: list[Row]) -> dict[str, set[str]]:
+    """label -> every parent recorded for it anywhere in the collection."""
+    parents: dict[str, set[str]] = {}
+    for row in rows:
         for lab in row["labels"] or []:
-            names |= {lab["name"], *lab["parents"]}
-        expected.update(names)
-    assert as_dict(tables["label_parents"], "name", "images") == dict(expected)
+            parents.setdefault(lab["name"], set()).update(lab["parents"])
+    return parents
+
+
+def test_label_hierarchy_lists_each_top_level_parent_once_with_the_labels_below(
+    tables: dict,
+) -> None:
+    parents = recorded_parents(ROWS)
+    has_parents = {name for name, ups in parents.items() if ups}
+    roots = {p for ups in parents.values() for p in ups} - has_parents
+    # Vehicle is recorded under Transportation; Mammal and Pet are never labels here, so
+    # nothing places them under Animal.
+    assert "Transportation" in roots and "Vehicle" not in roots
+    counts = Counter(n for names in names_per_image(ROWS).values() for n in names)
+    hierarchy = tables["label_parents"]
+    assert list(hierarchy["parent"]) == sorted(roots, key=lambda r: (-counts[r], r))
+    for root, images, listed in zip(
+        hierarchy["parent"], hierarchy["images"], hierarchy["labels"], strict=True
+    ):
+        assert images == counts[root]
+        below = sorted(
+            (n for n, ups in parents.items() if root in ups), key=lambda n: (-counts[n], n)
+        )
+        assert listed == ", ".join(f"{n} ({counts[n]})" for n in below)
+    assert as_dict(hierarchy, "parent", "labels")["Transportation"] == "Rocket (1), Vehicle (1)"
+
+
+def test_hierarchy_counts_an_image_with_cat_and_dog_once_for_their_common_parent(
+    tables: dict,
+) -> None:
+    with_animal = {key for key, names in names_per_image(ROWS).items() if "Animal" in names}
+    assert "ingest/alice/cat-and-dog.jpg" in with_animal
+    assert as_dict(tables["label_parents"], "parent", "images")["Animal"] == len(with_animal)
 
 
 def test_label_categories_count_once_per_image(tables: dict) -> None:
@@ -129,14 +166,44 @@ def test_label_categories_count_once_per_image(tables: dict) -> None:
     assert as_dict(tables["label_categories"], "category", "images") == dict(expected)
 
 
-def test_cooccurrence_pairs_are_unordered_and_counted_once_per_image(tables: dict) -> None:
+def test_cooccurrence_pairs_are_unordered_counted_once_and_never_a_label_with_its_ancestor(
+    tables: dict,
+) -> None:
+    parents = recorded_parents(ROWS)
     expected: Counter[tuple[str, str]] = Counter()
     for labels in image_labels(ROWS).values():
-        expected.update(combinations(sorted(labels), 2))
+        expected.update(
+            (a, b)
+            for a, b in combinations(sorted(labels), 2)
+            if a not in parents.get(b, ()) and b not in parents.get(a, ())
+        )
     pairs = tables["label_pairs"]
     found = {(a, b): n for a, b, n in zip(pairs.label_a, pairs.label_b, pairs.images, strict=True)}
     assert found == dict(expected)
     assert found[("Cat", "Dog")] == 2  # cat-and-dog and its copy; never also ("Dog", "Cat")
+    assert found[("Rocket", "Sky")] == 1
+    assert ("Rocket", "Vehicle") not in found and ("Transportation", "Vehicle") not in found
+
+
+def test_a_label_with_its_grandparent_is_no_pair_when_only_direct_parents_are_recorded(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    rows = [
+        image_row(
+            "ingest/a.jpg",
+            "sha256:1",
+            labels=[
+                label("Cat", 90.0, ("Mammal",)),
+                label("Mammal", 90.0, ("Animal",)),
+                label("Animal", 90.0),
+                label("Sofa", 80.0, ("Furniture",)),
+            ],
+        )
+    ]
+    write_collection(spark, LocalStore(tmp_path), rows, [])
+    pairs = run_analyze(spark, str(tmp_path), "run-1", CONFIG)["label_pairs"]
+    found = set(zip(pairs.label_a, pairs.label_b, strict=True))
+    assert found == {("Cat", "Sofa"), ("Mammal", "Sofa"), ("Animal", "Sofa")}
 
 
 def test_creators_sum_images_and_bytes_and_missing_creator_is_unknown(tables: dict) -> None:
@@ -272,20 +339,34 @@ def test_quarantine_reasons_are_counted_and_listed(tables: dict) -> None:
     assert as_dict(listed, "key", "message")["ingest/empty.jpg"] == "the file is empty"
 
 
-def test_label_gallery_keeps_six_most_confident_thumbnails_per_label(tables: dict) -> None:
-    gallery = tables["label_gallery"]
-    cats = gallery[gallery["label"] == "Cat"]
-    expected = sorted(
-        (
-            (max(lab["confidence"] for lab in r["labels"] if lab["name"] == "Cat"), r["key"])
-            for r in ROWS
-            if any(lab["name"] == "Cat" for lab in r["labels"] or [])
-        ),
-        key=lambda c: (-c[0], c[1]),
-    )[:6]
-    assert list(zip(cats.confidence, cats.key, strict=True)) == expected
-    assert cats["thumbnail_key"].notna().all()
-    assert list(cats["rank"]) == [1, 2, 3, 4, 5, 6]
+def test_gallery_has_every_image_once_and_exact_copies_share_one_entry(tables: dict) -> None:
+    gallery = tables["gallery"]
+    by_checksum: dict[str, set[str]] = {}
+    for row in ROWS:
+        by_checksum.setdefault(row["checksum"], set()).add(row["key"])
+    assert sorted(gallery["checksum"]) == sorted(by_checksum)
+    for checksum, keys in zip(gallery["checksum"], gallery["keys"], strict=True):
+        assert set(keys) == by_checksum[checksum]
+    blank = gallery[gallery["checksum"] == "sha256:6666"].iloc[0]
+    assert list(blank["labels"]) == [] and blank["thumbnail_key"]
+
+
+def test_gallery_entries_list_labels_by_confidence_creators_and_quality_flags(
+    tables: dict,
+) -> None:
+    gallery = tables["gallery"].set_index("checksum")
+    assert list(gallery.loc["sha256:aaaa", "labels"]) == ["Cat", "Dog"]
+    assert list(gallery.loc["sha256:aaaa", "creators"]) == ["alice", "bob"]
+    assert list(gallery.loc["sha256:cccc", "flags"]) == ["blurry", "dark"]
+    assert list(gallery.loc["sha256:dddd", "flags"]) == ["overexposed"]
+    assert gallery.loc["sha256:9999", "process_error"]
+
+
+def test_quality_flags_name_their_images(tables: dict) -> None:
+    keys = as_dict(tables["quality"], "flag", "keys")
+    assert keys["blurry"] == keys["dark"] == "ingest/bob/dog-on-grass.png"
+    assert keys["overexposed"] == "ingest/carol/sky1.jpg"
+    assert keys["unmeasured"] == "ingest/dave/broken.jpg"
 
 
 def test_empty_inputs_produce_empty_tables(spark: SparkSession, tmp_path: Path) -> None:

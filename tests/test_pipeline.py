@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -140,6 +141,32 @@ def test_report_and_summary_are_written(first_run) -> None:
     assert all(stage["seconds"] >= 0 for stage in written["stages"].values())
 
 
+def test_first_run_counts_add_up_and_claim_no_last_run(first_run) -> None:
+    _, out, summary = first_run
+    assert summary.inputs == summary.accepted + summary.quarantined
+    assert summary.first_run and summary.skipped_unchanged == 0
+    written = json.loads((out / "reports" / summary.run_id / "summary.json").read_text())
+    process = written["stages"]["process"]
+    # a2 and its exact copy are one decode: 5 decoded + 1 reused = the 6 rows of the table.
+    assert (process["images"], process["decoded"], process["reused"]) == (6, 5, 1)
+    assert written["processed"] == 6
+    assert written["stages"]["analyze"]["images"] == written["stages"]["report"]["images"] == 6
+    assert written["stages"]["ingest"]["images"] == 11
+    line = summary.describe()
+    assert "first run" in line and "unchanged since the last run" not in line
+    assert line.startswith("11 inputs: 6 accepted, 5 quarantined")
+
+
+def test_first_run_report_shows_counts_that_add_up_and_every_stage(first_run) -> None:
+    _, out, summary = first_run
+    html = (out / "reports" / summary.run_id / "index.html").read_text(encoding="utf-8")
+    assert re.search(r"<b>11</b>inputs<small>6 accepted \+ 5 quarantined</small>", html)
+    assert "first run: every input is new" in html
+    assert "5 decoded by this run + 1 reused" in html
+    for stage in ("ingest", "process", "analyze", "report"):
+        assert f"<td>{stage}</td>" in html
+
+
 def test_second_run_reuses_records_and_duplicates_nothing(first_run) -> None:
     inputs, out, first = first_run
     second = run(inputs, out)
@@ -147,6 +174,14 @@ def test_second_run_reuses_records_and_duplicates_nothing(first_run) -> None:
     assert (second.accepted, second.quarantined) == (6, 5)
     # Everything that had bytes was reused; the empty file and the link are re-checked.
     assert second.skipped_unchanged == 9
+    assert not second.first_run
+    assert "2 inspected, 9 unchanged since the last run" in second.describe()
+    process = second.stages["process"]
+    assert (process["images"], process["decoded"], process["reused"]) == (6, 0, 6)
+    assert second.processed == 6
+    html = (out / "reports" / second.run_id / "index.html").read_text(encoding="utf-8")
+    assert "9 unchanged since the last run were not inspected again" in html
+    assert "0 decoded by this run + 6 reused" in html
     keys = table_keys(out)
     assert sorted(keys) == sorted(ACCEPTED)
     report = check_nothing_lost(

@@ -68,14 +68,14 @@ def test_label_names_from_user_files_are_html_escaped(report_dir: Path) -> None:
     html = (report_dir / "index.html").read_text(encoding="utf-8")
     assert SCRIPT_LABEL not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
-    assert "<script" not in html
+    assert html.count("<script") == 1  # the gallery filter, and no script from a label name
 
 
 def test_summary_counts_and_stages_are_shown(report_dir: Path) -> None:
     html = (report_dir / "index.html").read_text(encoding="utf-8")
-    assert "skipped unchanged" in html
-    assert re.search(r"<b>17</b>\s*inputs", html)
+    assert re.search(r"<b>17</b>\s*inputs<small>14 accepted \+ 3 quarantined</small>", html)
     assert "<td>process</td>" in html
+    assert "<td>report</td>" in html  # the report stage has its own row
 
 
 def test_quarantine_list_shows_keys_and_reasons(report_dir: Path) -> None:
@@ -87,9 +87,8 @@ def test_quarantine_list_shows_keys_and_reasons(report_dir: Path) -> None:
 def test_gallery_links_thumbnails_relative_to_the_bucket_root(report_dir: Path) -> None:
     html = (report_dir / "index.html").read_text(encoding="utf-8")
     thumbs = {src for src in referenced_images(html) if src.startswith("../../")}
-    expected = {f"../../{r['thumbnail_key']}" for r in sample_rows() if r["labels"]}
-    assert thumbs and thumbs <= expected
-    assert "<h3>Cat</h3>" in html
+    expected = {f"../../{r['thumbnail_key']}" for r in sample_rows() if r["thumbnail_key"]}
+    assert thumbs == expected
 
 
 def test_empty_run_still_renders_a_report_with_no_data_charts(

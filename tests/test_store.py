@@ -5,6 +5,8 @@ Reads of a missing key (``get_bytes_or_none``) are tested in tests/test_supersed
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +44,16 @@ def test_a_version_changes_with_the_content_and_only_with_it(store: Store) -> No
     assert dict(store.list_versions("metadata/")) == first
     store.put_bytes("metadata/a.json", b'{"creator": "bobby"}')  # same length, new content
     assert dict(store.list_versions("metadata/")) != first
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_local_writes_get_the_mode_the_umask_gives_new_files(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        LocalStore(tmp_path).put_bytes("reports/run/index.html", b"<html>")
+        (tmp_path / "plain.txt").write_bytes(b"x")  # how open() creates a file under this umask
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "reports/run/index.html").stat().st_mode)
+    assert mode == 0o666 & ~umask
+    assert mode == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
