@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from imgpipe import __version__
 from imgpipe.config import add_config_arguments, config_from_namespace
 from imgpipe.labelers import LABELER_NAMES, LabelerUnavailable
 from imgpipe.progress import ProgressReporter
-from imgpipe.runner import UsageError, run_pipeline
+from imgpipe.runner import NothingToDo, UsageError, run_pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,10 +80,17 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
 
 
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "aws":
         return _aws(args)
+    # py4j logs a Ctrl-C that reaches it mid-call, traceback and all, on the root logger
+    # before re-raising it; the interrupt is reported once, below.
+    logging.getLogger().addFilter(_not_an_interrupt)
     try:
         if args.command == "samples":
             from imgpipe.samples import write_samples
@@ -99,9 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             config=config,
             progress=ProgressReporter(quiet=args.quiet),
         )
+    except NothingToDo as exc:
+        print(f"imgpipe: {exc}", file=sys.stderr)
+        return 0
     except (UsageError, LabelerUnavailable, ValueError, RuntimeError) as exc:
         print(f"imgpipe: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Each stage writes its outputs whole or not at all: an interrupted run leaves no
+        # half-written file, and the next run starts over from what is complete.
+        print("imgpipe: interrupted", file=sys.stderr)
+        return 130
     if not args.quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.reasons.items()))
         print(
