@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     run.add_argument(
         "--labeler",
-        choices=LABELER_NAMES[:2],
+        choices=LABELER_NAMES,
         default="local",
-        help="local: offline model (needs imgpipe[local]); none: no labels (default: local)",
+        help="local: offline model (needs imgpipe[local]); none: no labels; rekognition: "
+        "Amazon Rekognition with your AWS credentials, billed per image (default: local)",
     )
     run.add_argument("--creator", default=None, help="creator of every input (overrides EXIF)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
