@@ -81,17 +81,27 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
 
 
-def _not_an_interrupt(record: logging.LogRecord) -> bool:
-    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+def _not_about_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a record logged while a Ctrl-C unwinds (its exception or one it interrupted)."""
+    error = record.exc_info[1] if record.exc_info else None
+    for _ in range(10):  # a context chain is short; the bound only guards against a cycle
+        if error is None:
+            return True
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        error = error.__context__
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "aws":
         return _aws(args)
-    # py4j logs a Ctrl-C that reaches it mid-call, traceback and all, on the root logger
-    # before re-raising it; the interrupt is reported once, below.
-    logging.getLogger().addFilter(_not_an_interrupt)
+    # py4j logs a Ctrl-C that reaches it mid-call, and errors closing its sockets then, with
+    # tracebacks (on the root logger and its own) before re-raising it; the interrupt is
+    # reported once, below.
+    for name in ("", "py4j.java_gateway", "py4j.clientserver"):
+        logging.getLogger(name).addFilter(_not_about_an_interrupt)
     try:
         if args.command == "samples":
             from imgpipe.samples import write_samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imgpipe import runner
+from imgpipe import cli, runner
 from imgpipe.cli import build_parser, main
 from tests.conftest import REPO_ROOT
 from tests.imagefactory import jpeg_bytes, photo_like
@@ -110,3 +111,32 @@ def test_quiet_run_prints_exactly_the_report_path_and_no_jvm_chatter(tmp_path: P
     (line,) = result.stdout.splitlines()
     assert line.startswith("report: ") and Path(line.removeprefix("report: ")).is_file()
     assert result.stderr == ""
+
+
+def test_interrupt_is_one_line_and_exit_130_without_py4j_tracebacks(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted_in_py4j(*_: object, **__: object) -> None:
+        # What py4j does when Ctrl-C arrives mid-call: it logs the interrupt, then the
+        # failure to close its socket, each with a traceback, and re-raises.
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            logging.exception("KeyboardInterrupt while sending command.")
+            try:
+                raise ConnectionResetError("socket closed")
+            except ConnectionResetError:
+                logging.getLogger("py4j.clientserver").exception("Exception while shutting down")
+            raise
+
+    monkeypatch.setattr(cli, "run_pipeline", interrupted_in_py4j)
+    photos = write_photos(tmp_path / "photos", 1)
+
+    code = main(["run", str(photos), "--out", str(tmp_path / "out"), "--labeler", "none"])
+
+    assert code == 130
+    assert capsys.readouterr().err == "imgpipe: interrupted\n"
+    assert caplog.records == []
