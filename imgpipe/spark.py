@@ -85,7 +85,7 @@ def _launch_quiet_gateway(conf: SparkConf) -> None:
     except PySparkRuntimeError as exc:
         tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-5:]
         raise RuntimeError(
-            f"Spark did not start ({exc.getErrorClass()}); the JVM's last output:\n"
+            f"Spark did not start ({exc.getCondition()}); the JVM's last output:\n"
             + "\n".join(tail)
         ) from None
     SparkContext._ensure_initialized(gateway=gateway, conf=conf)

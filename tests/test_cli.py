@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -140,3 +141,24 @@ def test_interrupt_is_one_line_and_exit_130_without_py4j_tracebacks(
     assert code == 130
     assert capsys.readouterr().err == "imgpipe: interrupted\n"
     assert caplog.records == []
+
+
+def test_spark_that_cannot_start_shows_the_jvm_output_in_the_error(tmp_path: Path) -> None:
+    # The JVM's stderr is kept out of the console, but not when it is the only clue.
+    photos = write_photos(tmp_path / "photos", 1)
+    environment = {**os.environ, "JAVA_HOME": str(tmp_path / "no-such-jdk")}
+    command = [sys.executable, "-m", "imgpipe.cli", "run", str(photos), "--out"]
+    result = subprocess.run(
+        [*command, str(tmp_path / "out"), "-q", "--labeler", "none"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 2
+    first, *tail = result.stderr.splitlines()
+    assert first.startswith("imgpipe: error: Spark did not start")
+    assert any("no-such-jdk/bin/java: No such file or directory" in line for line in tail)
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
