@@ -26,7 +26,7 @@ from PIL import Image
 from imgpipe.invariants import check_nothing_lost, fingerprint_originals
 from imgpipe.records import metadata_key, quarantine_key
 from imgpipe.store import S3Store
-from tests.badinputs import ACCEPTED, BadInput, corpus_cases, generated_cases
+from tests.badinputs import ACCEPTED, BROKEN_EXIF_WARNINGS, BadInput, corpus_cases, generated_cases
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_lambda_ingest import BUCKET, LABELS, Rig, invoke, rig, use
 
@@ -97,6 +97,7 @@ def cases() -> list[BadInput]:
     return [*generated_cases(), *corpus_cases()]
 
 
+@BROKEN_EXIF_WARNINGS
 def test_every_upload_gets_the_cloud_outcome_and_nothing_is_lost(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:
@@ -124,6 +125,7 @@ def test_every_upload_gets_the_cloud_outcome_and_nothing_is_lost(
     assert seconds / delivered < SECONDS_PER_OBJECT
 
 
+@BROKEN_EXIF_WARNINGS
 def test_rejected_headers_never_reach_rekognition(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:
