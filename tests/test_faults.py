@@ -485,26 +485,26 @@ def test_ctrl_c_during_process_is_one_line_exit_130_and_nothing_half_written(
     photos = write_photos(tmp_path / "photos", 24, 1600, 1200)  # seconds of decoding
     out = tmp_path / "out"
     command = [sys.executable, "-m", "imgpipe.cli", "run", str(photos), "--out", str(out)]
-    child = subprocess.Popen(
+    before: list[str] = []
+    with subprocess.Popen(
         [*command, "--labeler", "none"],
         cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         # A background job of a non-interactive shell (CI) starts with SIGINT ignored, and
         # Python keeps it so: give the child the terminal's default, as a user's shell does.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    assert child.stderr is not None
-    before: list[str] = []
-    for line in child.stderr:  # plain progress lines: stderr is not a terminal
-        before.append(line)
-        if line.startswith("process: started"):
-            time.sleep(0.5)  # inside the Spark job, waiting on the JVM
-            child.send_signal(signal.SIGINT)
-            break
-    after = child.stderr.read()
-    assert child.wait(timeout=60) == 130
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:  # plain progress lines: stderr is not a terminal
+            before.append(line)
+            if line.startswith("process: started"):
+                time.sleep(0.5)  # inside the Spark job, waiting on the JVM
+                child.send_signal(signal.SIGINT)
+                break
+        after = child.stderr.read()
+        assert child.wait(timeout=60) == 130
 
     assert "process: started\n" in before
     assert after == "imgpipe: interrupted\n"
