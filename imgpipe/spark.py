@@ -67,9 +67,10 @@ def _launch_quiet_gateway(conf: SparkConf) -> None:
     """Start the driver JVM with its stderr in a temporary log file, unless one already runs.
 
     The JVM prints start-up lines that no log4j setting reaches (``WARNING: Using incubator
-    modules``, from the JDK itself) in the middle of the ingest progress. Its stderr also
-    carries the Python workers' stderr; it stays readable in the log, and its tail is the
-    error message when the JVM fails to start.
+    modules``, from the JDK itself) in the middle of the ingest progress. The file lives as
+    long as this process; its tail is the error message when the JVM fails to start. Errors
+    of Spark jobs (the Python workers' tracebacks included) still reach the caller as
+    exceptions.
     """
     from pyspark import SparkContext
     from pyspark.errors import PySparkRuntimeError
