@@ -8,7 +8,7 @@ DEMO_OUT ?= demo-out
 TOOLS ?= .venv-tools
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: demo test lint typecheck unit setup clean
+.PHONY: demo notebook test lint typecheck unit setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +16,36 @@ $(BIN)/python:
 
 # torch is installed first and pinned: that version is the CPU build; a bare `torch`
 # requirement would pull several GB of CUDA libraries.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The demo installs what it runs (2.2 GB, most of it PySpark and torch); the rest (the CDK
+# with its Node.js, the test tools, Jupyter) comes with `make test`, `setup` or `notebook`.
+# One stamp per install, so a venv made by `make demo` still gets the rest for `make test`.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[local,demo,cdk,dev]'
+	$(BIN)/pip install --quiet -e '.[local,demo]'
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.installed-notebook: $(VENV)/.installed-demo
+	$(BIN)/pip install --quiet -e '.[local,demo,notebook]'
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[local,demo,notebook,cdk,dev]'
+	touch $@ $(VENV)/.installed-demo $(VENV)/.installed-notebook
+
+setup: $(VENV)/.installed-all
 
 $(TOOLS)/bin/checkov:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 
-demo: setup
+demo: $(VENV)/.installed-demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe samples $(DEMO_PHOTOS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" imgpipe run $(DEMO_PHOTOS) --out $(DEMO_OUT)
+
+# The demo's run in Jupyter Notebook (installed on first use, about 220 MB more).
+notebook: $(VENV)/.installed-notebook
+	IMGPIPE_OUT=$(abspath $(DEMO_OUT)) $(BIN)/jupyter notebook analysis/explore.ipynb
 
 lint: setup
 	$(BIN)/ruff check .

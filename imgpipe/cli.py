@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from imgpipe import __version__
 from imgpipe.config import add_config_arguments, config_from_namespace
 from imgpipe.labelers import LABELER_NAMES, LabelerUnavailable
 from imgpipe.progress import ProgressReporter
-from imgpipe.runner import UsageError, run_pipeline
+from imgpipe.runner import NothingToDo, UsageError, run_pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     run.add_argument(
         "--labeler",
-        choices=LABELER_NAMES[:2],
+        choices=LABELER_NAMES,
         default="local",
-        help="local: offline model (needs imgpipe[local]); none: no labels (default: local)",
+        help="local: offline model (needs imgpipe[local]); none: no labels; rekognition: "
+        "Amazon Rekognition with your AWS credentials, billed per image (default: local)",
     )
     run.add_argument("--creator", default=None, help="creator of every input (overrides EXIF)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
@@ -103,10 +105,27 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _not_about_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a record logged while a Ctrl-C unwinds (its exception or one it interrupted)."""
+    error = record.exc_info[1] if record.exc_info else None
+    for _ in range(10):  # a context chain is short; the bound only guards against a cycle
+        if error is None:
+            return True
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        error = error.__context__
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "aws":
         return _aws(args)
+    # py4j logs a Ctrl-C that reaches it mid-call, and errors closing its sockets then, with
+    # tracebacks (on the root logger and its own) before re-raising it; the interrupt is
+    # reported once, below.
+    for name in ("", "py4j.java_gateway", "py4j.clientserver"):
+        logging.getLogger(name).addFilter(_not_about_an_interrupt)
     try:
         if args.command == "samples":
             from imgpipe.samples import write_samples
@@ -123,9 +142,17 @@ def main(argv: list[str] | None = None) -> int:
             config=config,
             progress=ProgressReporter(quiet=args.quiet),
         )
+    except NothingToDo as exc:
+        print(f"imgpipe: {exc}", file=sys.stderr)
+        return 0
     except (UsageError, LabelerUnavailable, ValueError, RuntimeError) as exc:
         print(f"imgpipe: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Each stage writes its outputs whole or not at all: an interrupted run leaves no
+        # half-written file, and the next run starts over from what is complete.
+        print("imgpipe: interrupted", file=sys.stderr)
+        return 130
     if not args.quiet:
         print(summary.describe())
     print(f"report: {args.out / summary.report}")

@@ -105,17 +105,46 @@ class PipelineConfig:
         return replace(self, **changes)
 
 
+# What ``imgpipe run --help`` says of each tuning option: its metavar (the unit) and meaning.
+OPTION_HELP: dict[str, tuple[str, str]] = {
+    "thumbnail_size": ("PIXELS", "longest side of each JPEG thumbnail, in pixels"),
+    "thumbnail_quality": ("1-95", "JPEG quality of the thumbnails"),
+    "min_side": ("PIXELS", "smallest accepted image side, in pixels (Rekognition needs 80)"),
+    "max_side": ("PIXELS", "largest accepted image side, in pixels (Rekognition: 10,000)"),
+    "max_pixels": ("PIXELS", "images with more pixels are quarantined as decompression bombs"),
+    "max_bytes": ("BYTES", "largest input file to accept, in bytes"),
+    "max_labels": ("N", "most labels kept per image"),
+    "min_confidence": ("0-100", "lowest label confidence kept, in percent"),
+    "top_n": ("N", "rows kept by the report's top-N analyses (labels, creators, cameras)"),
+    "near_duplicate_distance": (
+        "BITS",
+        "largest perceptual-hash distance (differing bits of 64) counted as a near-duplicate",
+    ),
+}
+
+
+def _readable(value: Any) -> str:
+    """The default as written, plus a rounder form for large sizes (``= 200 MiB``)."""
+    if isinstance(value, int) and value >= 1024 * 1024 and value % (1024 * 1024) == 0:
+        return f"{value} = {value // (1024 * 1024)} MiB"
+    if isinstance(value, int) and value >= 1_000_000 and value % 1_000_000 == 0:
+        return f"{value} = {value // 1_000_000} million"
+    return str(value)
+
+
 def add_config_arguments(parser: Any) -> None:
     """Add one ``--field-name`` option per config field to an argparse parser."""
     defaults = PipelineConfig()
     for f in fields(PipelineConfig):
         value = getattr(defaults, f.name)
+        metavar, text = OPTION_HELP[f.name]
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f.name,
             type=type(value),
             default=value,
-            help=f"(default: {value})",
+            metavar=metavar,
+            help=f"{text} (default: {_readable(value)})",
         )
 
 

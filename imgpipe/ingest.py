@@ -229,9 +229,17 @@ class Ingester:
         if batch:
             yield from self._label_and_write(batch)
 
+    def _label_input(self, described: _Described) -> ImageInput:
+        """Decoded pixels for the offline labelers; encoded bytes for Rekognition."""
+        if self.labeler.name == "rekognition":
+            from imgpipe.labelers.rekognition import bytes_input
+
+            return bytes_input(described.item.data, described.inspection)
+        return ImageInput(rgb=described.pixels)
+
     def _label_and_write(self, batch: Sequence[_Described]) -> Iterable[Outcome]:
         try:
-            label_lists = self.labeler.label([ImageInput(rgb=d.pixels) for d in batch])
+            label_lists = self.labeler.label([self._label_input(d) for d in batch])
         except LabelingError as exc:
             if exc.retryable:
                 raise

@@ -29,6 +29,26 @@ class ProgressReporter:
             self.console.print(message, highlight=False, markup=False)
 
     @contextmanager
+    def _bar(self, name: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A live bar that ends full: ``n/n`` for counted stages, ``done`` for the others."""
+        counted = total is not None
+        columns = (
+            TextColumn(f"[bold]{name:<8}"),
+            BarColumn(),
+            MofNCompleteColumn() if counted else TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=False) as bar:
+            task = bar.add_task(name, total=total, state="running")
+
+            def advance(n: int = 1) -> None:
+                bar.advance(task, n)
+
+            yield advance
+            if not counted:  # drawn finished only when it finished: an exception skips this
+                bar.update(task, total=1, completed=1, state="done")
+
+    @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
         """A context for one stage; the yielded callable advances it by n items."""
         start = time.perf_counter()
@@ -36,18 +56,7 @@ class ProgressReporter:
             yield _ignore
             return
         if self.console.is_terminal:
-            columns = (
-                TextColumn(f"[bold]{name:<8}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=self.console, transient=False) as bar:
-                task = bar.add_task(name, total=total)
-
-                def advance_bar(n: int = 1) -> None:
-                    bar.advance(task, n)
-
+            with self._bar(name, total) as advance_bar:
                 yield advance_bar
             return
         done = [0]

@@ -33,6 +33,10 @@ class UsageError(Exception):
     """A problem with what the user asked for; the message is one line to print."""
 
 
+class NothingToDo(Exception):
+    """The input folder holds no files: no stage runs and no report is written."""
+
+
 @dataclass
 class RunSummary:
     """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract).
@@ -176,6 +180,9 @@ def run_pipeline(
     config = config or PipelineConfig()
     progress = progress or ProgressReporter()
     check_paths(input_dir, out_dir)
+    # Before the labeler's model and Spark load: an empty folder is answered at once.
+    if not scan_inputs(input_dir, exclude=out_dir):
+        raise NothingToDo(f"no files found in {input_dir}: nothing to do")
     labeler = make_labeler(
         labeler_name,
         LabelerOptions(max_labels=config.max_labels, min_confidence=config.min_confidence),

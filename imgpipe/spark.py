@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
 
@@ -19,6 +22,7 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     On EMR Serverless the jobs call ``SparkSession.builder.getOrCreate()`` instead and take
     their settings from the job run's ``sparkSubmitParameters``.
     """
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     log_config = Path(__file__).with_name("data") / "log4j2.properties"
@@ -31,30 +35,61 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     # compiler alone warms up sooner and leaves the second core to the work (measured on
     # 100 photos: analyze 13.6 -> 10 s cold, 5.4 -> 3.4 s warm). Long runs may want C2 back.
     jvm_options = os.environ.get("IMGPIPE_JVM_OPTIONS", "-XX:TieredStopAtLevel=1")
-    session = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "4")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    conf = (
+        SparkConf()
+        .setMaster(f"local[{cores}]")
+        .setAppName(app_name)
+        .set("spark.ui.enabled", "false")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.sql.shuffle.partitions", "4")
+        .set("spark.default.parallelism", "4")
+        .set("spark.sql.execution.arrow.pyspark.enabled", "true")
         # An Arrow batch of the process job is a few seconds of decoding at 64 images; the
         # default 10,000 would hold a whole task's results back until its last image.
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+        .set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
         # One Python worker per core for the whole run: imports (OpenCV, Pillow) paid once.
-        .config("spark.python.worker.reuse", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        .config(
+        .set("spark.python.worker.reuse", "true")
+        .set("spark.sql.session.timeZone", "UTC")
+        .set("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
+        .set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .set(
             "spark.driver.extraJavaOptions",
             f"-Dlog4j2.configurationFile={log_config.as_uri()} {jvm_options}",
         )
-        .getOrCreate()
     )
+    _launch_quiet_gateway(conf)
+    session = SparkSession.builder.config(conf=conf).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _launch_quiet_gateway(conf: SparkConf) -> None:
+    """Start the driver JVM with its stderr in a temporary log file, unless one already runs.
+
+    The JVM prints start-up lines that no log4j setting reaches (``WARNING: Using incubator
+    modules``, from the JDK itself) in the middle of the ingest progress. The file lives as
+    long as this process; its tail is the error message when the JVM fails to start. Errors
+    of Spark jobs (the Python workers' tracebacks included) still reach the caller as
+    exceptions.
+    """
+    from pyspark import SparkContext
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # a session ran before in this process
+        return
+    # Removed when this process exits: the JVM (and its log) lives only as long.
+    log = tempfile.NamedTemporaryFile(prefix="imgpipe-spark-", suffix=".log")  # noqa: SIM115
+    atexit.register(log.close)
+    try:
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": log})
+    except PySparkRuntimeError as exc:
+        tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(
+            f"Spark did not start ({exc.getCondition()}); the JVM's last output:\n"
+            + "\n".join(tail)
+        ) from None
+    SparkContext._ensure_initialized(gateway=gateway, conf=conf)
 
 
 def warm_up(spark: SparkSession) -> None:

@@ -26,6 +26,7 @@ from imgpipe.records import quarantine_key
 from imgpipe.store import S3Store
 from tests.badinputs import (
     ACCEPTED,
+    BROKEN_EXIF_WARNINGS,
     BadInput,
     corpus_cases,
     generated_cases,
@@ -92,6 +93,7 @@ def cases() -> list[BadInput]:
     return [*generated_cases(), *corpus_cases()]
 
 
+@BROKEN_EXIF_WARNINGS
 def test_every_upload_gets_its_expected_outcome_and_nothing_is_lost(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:
@@ -119,6 +121,7 @@ def test_every_upload_gets_its_expected_outcome_and_nothing_is_lost(
     assert seconds / delivered < SECONDS_PER_OBJECT
 
 
+@BROKEN_EXIF_WARNINGS
 def test_only_accepted_images_reach_rekognition(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, cases: list[BadInput]
 ) -> None:

@@ -22,10 +22,17 @@ from imgpipe.progress import ProgressReporter
 from imgpipe.records import metadata_key, quarantine_key
 from imgpipe.runner import RunSummary, run_pipeline
 from imgpipe.store import LocalStore
-from tests.badinputs import ACCEPTED, BadInput, corpus_cases, generated_cases, kinds
+from tests.badinputs import (
+    ACCEPTED,
+    BROKEN_EXIF_WARNINGS,
+    BadInput,
+    corpus_cases,
+    generated_cases,
+    kinds,
+)
 from tests.imagefactory import jpeg_bytes, photo_like
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, BROKEN_EXIF_WARNINGS]
 
 # Generous: the slowest case decodes a 3648x2736 corpus JPEG at 1/4 scale in ~0.05 s here.
 # The bound catches a hang or a full decode of a bomb, not a slow laptop.

@@ -1,6 +1,7 @@
 """Injected faults: Rekognition throttling and 5xx, DLQ and redrive, a Lambda killed
 mid-batch, duplicate and concurrent delivery (with the label cache's claim: a claimant
-killed or failing, the cache unavailable), and a failed state-machine step.
+killed or failing, the cache unavailable), a failed state-machine step, and a user's
+Ctrl-C during a local run.
 
 Every scenario ends with the "nothing lost" invariant (originals fingerprinted before the
 run). The moto rig, handler invocation and client wrappers come from
@@ -10,6 +11,9 @@ run). The moto rig, handler invocation and client wrappers come from
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +33,9 @@ from imgpipe.label_cache import LabelCache
 from imgpipe.labelers import LabelerOptions
 from imgpipe.labelers.rekognition import RekognitionLabeler
 from imgpipe.store import S3Store
+from tests.conftest import REPO_ROOT
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.test_cli import JVM_CHATTER, write_photos
 from tests.test_lambda_ingest import (
     BUCKET,
     LABELS,
@@ -405,20 +411,20 @@ def test_an_unavailable_label_cache_labels_at_once(rig: Rig, failure: str) -> No
     assert_nothing_lost(rig, originals)
 
 
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    """The state machine's definition as synthesized (references replaced by ``REF``)."""
+    template = build_app(CONTEXT).synth().get_stack_by_name("Imgpipe").template
+    (machine,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "REF" for p in parts)
+    return dict(json.loads(text))
+
+
 class TestFailedStateMachineStep:
     """Asserted on the synthesized definition: moto cannot run ``emr-serverless`` ``.sync``."""
-
-    @pytest.fixture(scope="class")
-    def definition(self) -> dict[str, Any]:
-        template = build_app(CONTEXT).synth().get_stack_by_name("Imgpipe").template
-        (machine,) = [
-            r
-            for r in template["Resources"].values()
-            if r["Type"] == "AWS::StepFunctions::StateMachine"
-        ]
-        parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-        text = "".join(p if isinstance(p, str) else "REF" for p in parts)
-        return json.loads(text)
 
     def job_states(self, definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {
@@ -468,3 +474,50 @@ class TestFailedStateMachineStep:
         for path in paths:
             text = text.replace("{}", values[path], 1)
         assert "step Analyze" in text and "run-42" in text
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_ctrl_c_during_process_is_one_line_exit_130_and_nothing_half_written(
+    tmp_path: Path,
+) -> None:
+    """A user's Ctrl-C while the process stage runs in Spark (not the py4j tracebacks)."""
+    photos = write_photos(tmp_path / "photos", 24, 1600, 1200)  # seconds of decoding
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "imgpipe.cli", "run", str(photos), "--out", str(out)]
+    before: list[str] = []
+    with subprocess.Popen(
+        [*command, "--labeler", "none"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background job of a non-interactive shell (CI) starts with SIGINT ignored, and
+        # Python keeps it so: give the child the terminal's default, as a user's shell does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:  # plain progress lines: stderr is not a terminal
+            before.append(line)
+            if line.startswith("process: started"):
+                time.sleep(0.5)  # inside the Spark job, waiting on the JVM
+                child.send_signal(signal.SIGINT)
+                break
+        after = child.stderr.read()
+        assert child.wait(timeout=60) == 130
+
+    assert "process: started\n" in before
+    assert after == "imgpipe: interrupted\n"
+    assert not any(chatter in "".join(before) for chatter in JVM_CHATTER)
+    assert not (out / "reports").exists()
+    # What a reader sees is whole: apart from "_" folders (staging and Spark's temporary
+    # output, which readers skip and the next run clears), every Parquet folder committed.
+    visible = [
+        path
+        for path in out.rglob("*.parquet")
+        if not any(part.startswith("_") for part in path.relative_to(out).parts)
+    ]
+    for folder in {path.parent for path in visible}:
+        assert (folder / "_SUCCESS").is_file(), folder
+    for record in out.rglob("metadata/**/*.json"):
+        json.loads(record.read_text())

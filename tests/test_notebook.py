@@ -66,3 +66,12 @@ def test_notebook_defaults_to_the_newest_run_under_imgpipe_out(
     run_analyze(spark, str(out_dir), "20250101T000000Z", PipelineConfig())
     outputs = execute({"IMGPIPE_OUT": str(out_dir)}, monkeypatch)
     assert any("run 20250101T000000Z" in text for text in outputs)
+
+
+def test_relative_imgpipe_out_is_read_from_where_jupyter_was_started(
+    out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cd DIR && IMGPIPE_OUT=out jupyter notebook analysis/explore.ipynb`: the kernel runs in
+    # analysis/ and inherits the shell's PWD, DIR.
+    outputs = execute({"PWD": str(out_dir.parent), "IMGPIPE_OUT": out_dir.name}, monkeypatch)
+    assert any(f"tables from {out_dir / 'reports'}" in text for text in outputs)

@@ -8,12 +8,15 @@ that outlast botocore's retries become :class:`LabelingError`, retryable or not 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgpipe.labelers.base import ImageInput, LabelerOptions, LabelingError
-from imgpipe.records import Instance, Label
+from imgpipe.records import Instance, Label, RejectedImage
+
+if TYPE_CHECKING:
+    from imgpipe.inspect import Inspection
 
 # Throttling and service faults pass with time; the caller may retry the image later.
 RETRYABLE_CODES = frozenset(
@@ -56,6 +59,23 @@ def build_request(image: ImageInput, options: LabelerOptions) -> dict[str, Any]:
         "MaxLabels": options.max_labels,
         "MinConfidence": options.min_confidence,
     }
+
+
+def bytes_input(data: bytes, inspection: Inspection) -> ImageInput:
+    """DetectLabels' ``Bytes`` for a file that is not in S3 (``imgpipe run --labeler rekognition``).
+
+    The file itself when Rekognition takes it as it is and it fits the 5 MB ``Bytes`` limit;
+    otherwise the upright JPEG that the ingest Lambda makes for such images.
+    """
+    # Imported here: cloud_ingest imports this module.
+    from imgpipe.cloud_ingest import jpeg_for_rekognition, rekognition_reads_directly
+
+    if rekognition_reads_directly(inspection, len(data)) and len(data) <= MAX_BYTES:
+        return ImageInput(data=data)
+    try:
+        return ImageInput(data=jpeg_for_rekognition(data, inspection.orientation))
+    except RejectedImage as exc:
+        raise LabelingError(exc.message, retryable=False) from exc
 
 
 def _instance(raw: dict[str, Any]) -> Instance:
