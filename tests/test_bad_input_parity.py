@@ -29,7 +29,14 @@ from imgpipe.labelers import NoLabeler
 from imgpipe.progress import ProgressReporter
 from imgpipe.runner import RunSummary, run_ingest
 from imgpipe.store import LocalStore, S3Store
-from tests.badinputs import ACCEPTED, BadInput, corpus_cases, generated_cases, recorded_outcome
+from tests.badinputs import (
+    ACCEPTED,
+    BROKEN_EXIF_WARNINGS,
+    BadInput,
+    corpus_cases,
+    generated_cases,
+    recorded_outcome,
+)
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.lambdarig import BUCKET, FAKE_AWS_ENVIRONMENT, HANDLER_ENVIRONMENT, Rig, invoke, moto_rig
 
@@ -95,6 +102,7 @@ def lambda_run() -> Iterator[dict[str, str]]:
             yield lambda_outcomes(made, objects, KEYS)
 
 
+@BROKEN_EXIF_WARNINGS
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_local_and_lambda_give_the_same_outcome_and_reason(
     case: BadInput, local_run: dict[str, str], lambda_run: dict[str, str]
