@@ -24,10 +24,10 @@ from imgpipe.aws_ops import (
     OpsError,
     RunFailed,
     StackOutputs,
-    new_run_id,
     start_run,
     wait_for_run,
 )
+from imgpipe.deployment import CHECK_FOLDER
 from imgpipe.progress import ProgressReporter
 from imgpipe.records import (
     INGEST_PREFIX,
@@ -35,13 +35,13 @@ from imgpipe.records import (
     QUARANTINE_PREFIX,
     REPORTS_PREFIX,
     metadata_key,
+    new_run_id,
     parse_live_record,
     quarantine_key,
 )
 from imgpipe.s3_events import encode_metadata_text
 from imgpipe.store import S3Store
 
-CHECK_FOLDER = "_imgpipe-check/"
 CHECK_PREFIX = f"{INGEST_PREFIX}{CHECK_FOLDER}"
 # The only prefixes a delete may touch: the sample's and its two possible records'.
 DELETABLE_PREFIXES = (

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -27,21 +26,21 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from imgpipe.aws_clients import RETRY_CONFIG
+from imgpipe.deployment import (
+    OUTPUT_BUCKET,
+    OUTPUT_DEAD_LETTER_QUEUE,
+    OUTPUT_INGEST_FUNCTION,
+    OUTPUT_INGEST_LOG_GROUP,
+    OUTPUT_INGEST_QUEUE,
+    OUTPUT_STATE_MACHINE,
+)
 from imgpipe.localfs import scan_inputs
 from imgpipe.progress import ProgressReporter
-from imgpipe.records import INGEST_PREFIX, REPORTS_PREFIX, THUMBNAILS_PREFIX
+from imgpipe.records import INGEST_PREFIX, REPORTS_PREFIX, THUMBNAILS_PREFIX, new_run_id
 from imgpipe.s3_events import encode_metadata_text
 from imgpipe.store import LocalStore, S3Store
 
 DEFAULT_STACK = "Imgpipe"
-# The stack's outputs, by name (the stack imports these): the bucket and state machine are
-# required, the rest only sharpen ``imgpipe aws check``'s failure messages.
-OUTPUT_BUCKET = "BucketName"
-OUTPUT_STATE_MACHINE = "StateMachineArn"
-OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
-OUTPUT_DEAD_LETTER_QUEUE = "DeadLetterQueueUrl"
-OUTPUT_INGEST_FUNCTION = "IngestFunctionName"
-OUTPUT_INGEST_LOG_GROUP = "IngestLogGroupName"
 POLL_SECONDS = 5.0
 # No client-side checksum on upload, so S3 gives each object a full-object CRC64NVME: the
 # content identity the ingest Lambda reads with a HEAD instead of downloading the image.
@@ -167,11 +166,6 @@ def upload_directory(
 
 def _same(s3: Any, bucket: str, key: str, metadata: dict[str, str]) -> bool:
     return dict(s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})) == metadata
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A sortable UTC run id, like the local runner's (``20250102T030405Z``)."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def start_run(sfn: Any, state_machine_arn: str) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from PIL import Image
 
 from imgpipe.config import PipelineConfig
 from imgpipe.decoding import decode_oriented
+from imgpipe.deployment import ENV_BUCKET, ENV_LABEL_CACHE_TABLE
 from imgpipe.ingest import (
     IngestItem,
     Outcome,
@@ -88,10 +89,10 @@ class IngestEnvironment:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestEnvironment:
         env = os.environ if environ is None else environ
-        bucket = env.get("IMGPIPE_BUCKET", "")
+        bucket = env.get(ENV_BUCKET, "")
         if not bucket:
-            raise ValueError("IMGPIPE_BUCKET is not set: the Lambda does not know its bucket")
-        table = env.get("IMGPIPE_LABEL_CACHE_TABLE") or None
+            raise ValueError(f"{ENV_BUCKET} is not set: the Lambda does not know its bucket")
+        table = env.get(ENV_LABEL_CACHE_TABLE) or None
         return cls(bucket, table, PipelineConfig.from_env(env))
 
 

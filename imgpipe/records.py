@@ -14,6 +14,7 @@ marker as no record (:func:`is_live_record`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -153,6 +154,21 @@ class QuarantineRecord:
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with a ``Z`` suffix, second precision."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def new_run_id(taken: Callable[[str], bool] | None = None, now: datetime | None = None) -> str:
+    """A sortable UTC run id (``20250102T030405Z``), names ``reports/RUN_ID/``.
+
+    Args:
+        taken: Whether an id is already used; ``-2``, ``-3``, ... are appended until it is not.
+        now: The time to name the run after (default: now).
+    """
+    base = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    run_id, n = base, 1
+    while taken is not None and taken(run_id):
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 def relative_name(ingest_key: str) -> str:

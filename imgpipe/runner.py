@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from imgpipe.records import (
     REPORTS_PREFIX,
     Reason,
     RejectedImage,
+    new_run_id,
 )
 from imgpipe.store import LocalStore
 
@@ -75,16 +75,6 @@ class RunSummary:
             f"{self.inputs} inputs: {self.accepted} accepted, {self.quarantined} quarantined"
             f"{f' ({reasons})' if reasons else ''}; {since}; {self.processed} processed"
         )
-
-
-def new_run_id(store: LocalStore) -> str:
-    """A sortable UTC run id, unique within the store's reports."""
-    base = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_id, n = base, 1
-    while (store.root / REPORTS_PREFIX / run_id).exists():
-        n += 1
-        run_id = f"{base}-{n}"
-    return run_id
 
 
 def check_paths(input_dir: Path, out_dir: Path) -> None:
@@ -189,7 +179,10 @@ def run_pipeline(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     store = LocalStore(out_dir)
-    summary = RunSummary(run_id=new_run_id(store), labeler=labeler_name)
+    summary = RunSummary(
+        run_id=new_run_id(lambda run_id: (store.root / REPORTS_PREFIX / run_id).exists()),
+        labeler=labeler_name,
+    )
 
     def timed(name: str, images: int, started: float) -> None:
         summary.stages[name] = {

@@ -9,7 +9,6 @@ the queue's ``maxReceiveCount``, goes to the dead-letter queue.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -24,11 +23,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imgpipe.cloud_ingest import CloudIngester, IngestEnvironment, ObjectResult
+from imgpipe.deployment import METRIC_NAMESPACE, SERVICE_NAME, IngestMetric
 
-logger = Logger()
-# The stack sets POWERTOOLS_METRICS_NAMESPACE; the default keeps a bare run publishing too.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
-tracer = Tracer()
+# Named here rather than by POWERTOOLS_* variables from the stack: the stack's dashboard and
+# alarms find the metrics by this namespace and service, so both sides import them.
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRIC_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
 # Even when every message fails, answer with batchItemFailures rather than an error: SQS
 # then retries exactly those messages, and the invocation's metrics are still published.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -44,22 +45,27 @@ def ingester() -> CloudIngester:
     return CloudIngester.from_environment(IngestEnvironment.from_env())
 
 
+def add_count(metric: IngestMetric, value: int = 1) -> None:
+    """Add ``value`` to one of the invocation's count metrics."""
+    metrics.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
+
+
 def count(result: ObjectResult) -> None:
     """Log one object's fate and add it to the invocation's metrics."""
     outcome = result.outcome
     if outcome is None:
-        metrics.add_metric(name="Skipped", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.SKIPPED)
         return
     if outcome.reused:
-        metrics.add_metric(name="Unchanged", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.UNCHANGED)
     elif outcome.accepted:
-        metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.ACCEPTED)
     else:
-        metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.QUARANTINED)
     if result.labeled_by == "cache":
-        metrics.add_metric(name="LabelCacheHits", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.LABEL_CACHE_HITS)
     elif result.labeled_by == "labeler":
-        metrics.add_metric(name="RekognitionCalls", unit=MetricUnit.Count, value=1)
+        add_count(IngestMetric.REKOGNITION_CALLS)
     logger.info(
         "ingested",
         key=result.key,
@@ -86,5 +92,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     )
     # Always published (also as 0), so an alarm on it has data to evaluate.
     failed = len(response.get("batchItemFailures", []))
-    metrics.add_metric(name="FailedMessages", unit=MetricUnit.Count, value=failed)
+    add_count(IngestMetric.FAILED_MESSAGES, failed)
     return response

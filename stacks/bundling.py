@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
@@ -44,33 +45,21 @@ CODE_PACKAGES = ("imgpipe", "spark_jobs", "analysis")
 # What the ingest Lambda imports: its adapter and the shared library.
 LAMBDA_PACKAGES = ("lambda_src", "imgpipe")
 
-# The Spark jobs' dependencies. boto3/botocore and pyspark come with the EMR release: shipping
-# our own copies would shadow the release's versions, so they are kept out of the archive.
-EMR_REQUIREMENTS = (
-    "pillow>=11",
-    "pillow-heif>=0.18",
-    "numpy>=1.26",
-    "opencv-python-headless>=4.10,<5",
-    "defusedxml>=0.7",
-    "pyarrow>=15",
-    "pandas>=2.2,<3",
-    "matplotlib>=3.8",
-    "seaborn>=0.13",
-    "jinja2>=3.1",
-)
+
+def project_extra(name: str, root: Path = PROJECT_ROOT) -> tuple[str, ...]:
+    """The requirements of one of ``pyproject.toml``'s extras: the pins are written there only."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return tuple(project["optional-dependencies"][name])
+
+
+# The Spark jobs' dependencies (the ``emr`` extra). boto3/botocore and pyspark come with the
+# EMR release: shipping our own copies would shadow the release's versions, so they are kept
+# out of the archive even where another package pulls them in.
+EMR_REQUIREMENTS = project_extra("emr")
 EMR_PROVIDED = ("boto3", "botocore", "s3transfer", "pyspark", "py4j")
 
-# The Lambda's dependencies; boto3 is in the runtime. No pandas, pyspark, torch, matplotlib or
-# OpenCV: the modules the handler imports do not need them (imgpipe.decoding uses OpenCV only
-# as a fast path where installed; Pillow decodes alone with the same verdicts), and OpenCV
-# alone took ~154 MiB of x86_64 wheels, leaving 7 MiB under the limit.
-LAMBDA_REQUIREMENTS = (
-    "pillow>=11",
-    "pillow-heif>=0.18",
-    "numpy>=1.26",
-    "defusedxml>=0.7",
-    "aws-lambda-powertools[tracer]>=3",
-)
+# The Lambda's dependencies (the ``lambda`` extra, which says why it is this short).
+LAMBDA_REQUIREMENTS = project_extra("lambda")
 # aws-xray-sdk pulls in botocore; the runtime's boto3 must find its own botocore instead.
 LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer")
 # Files the function never loads: test suites and type stubs. fnmatch patterns over paths

@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from imgpipe.deployment import CHECK_FOLDER
 from imgpipe.records import INGEST_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX, REPORTS_PREFIX
 from stacks.settings import DeploySettings
 
@@ -27,9 +28,6 @@ DEPLOY_BRANCH = "main"
 # The qualifier of `cdk bootstrap`'s default template; its roles are named after it.
 CDK_QUALIFIER = "hnb659fds"
 BOOTSTRAP_ROLES = ("deploy", "file-publishing", "image-publishing", "lookup")
-# `imgpipe aws check` uploads its sample under this folder of ingest/, so its objects and
-# records never mix with the user's.
-CHECK_FOLDER = "_imgpipe-check/"
 OUTPUT_DEPLOY_ROLE = "GithubDeployRoleArn"
 OUTPUT_DIFF_ROLE = "GithubDiffRoleArn"
 # Deploy and smoke test (a Spark run included) fit in two hours; the default is one.

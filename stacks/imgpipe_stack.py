@@ -10,7 +10,7 @@ from aws_cdk import CfnOutput, CfnResource, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from imgpipe.aws_ops import (
+from imgpipe.deployment import (
     OUTPUT_BUCKET,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_INGEST_FUNCTION,

@@ -18,6 +18,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from imgpipe.deployment import ENV_BUCKET, ENV_LABEL_CACHE_TABLE
 from imgpipe.records import INGEST_PREFIX, METADATA_PREFIX, QUARANTINE_PREFIX
 from stacks.bundling import lambda_code
 from stacks.settings import DeploySettings
@@ -193,10 +194,8 @@ class Ingest(Construct):
     ) -> lambda_.Function:
         environment = {
             **settings.pipeline.to_env(),
-            "IMGPIPE_BUCKET": bucket.bucket_name,
-            "IMGPIPE_LABEL_CACHE_TABLE": self.label_cache.table_name,
-            "POWERTOOLS_SERVICE_NAME": "imgpipe-ingest",
-            "POWERTOOLS_METRICS_NAMESPACE": "imgpipe",
+            ENV_BUCKET: bucket.bucket_name,
+            ENV_LABEL_CACHE_TABLE: self.label_cache.table_name,
         }
         architecture = (
             lambda_.Architecture.ARM_64

@@ -11,11 +11,23 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
+from imgpipe.deployment import METRIC_DIMENSIONS, METRIC_NAMESPACE, IngestMetric
 from stacks.ingest import Ingest
 from stacks.orchestration import Orchestration
 from stacks.settings import DeploySettings
 
 PERIOD = Duration.minutes(5)
+
+
+def ingest_metric(metric: IngestMetric, statistic: str = "Sum") -> cloudwatch.Metric:
+    """One of the ingest Lambda's own metrics, as its Powertools ``Metrics`` publishes it."""
+    return cloudwatch.Metric(
+        namespace=METRIC_NAMESPACE,
+        metric_name=metric.value,
+        dimensions_map=dict(METRIC_DIMENSIONS),
+        period=PERIOD,
+        statistic=statistic,
+    )
 
 
 class Observability(Construct):
@@ -83,6 +95,14 @@ class Observability(Construct):
                 function.metric_throttles(period=PERIOD, statistic="Sum"),
                 "The ingest Lambda was throttled: the account's concurrency is exhausted.",
             ),
+            "failed_messages": self._alarm(
+                "IngestFailedMessages",
+                ingest_metric(IngestMetric.FAILED_MESSAGES),
+                "Ingest messages failed and went back to the queue: a transient error "
+                "(Rekognition throttling, S3 or DynamoDB faults) or a bug. Search the ingest "
+                "Lambda's log group for the exception; SQS retries each message, and one that "
+                "keeps failing ends in the dead-letter queue.",
+            ),
         }
 
     def _build_run_alarms(self, orchestration: Orchestration) -> dict[str, cloudwatch.Alarm]:
@@ -140,6 +160,25 @@ class Observability(Construct):
                     function.metric_duration(period=PERIOD, statistic="p99"),
                 ],
                 width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Ingested images",
+                left=[
+                    ingest_metric(IngestMetric.ACCEPTED),
+                    ingest_metric(IngestMetric.QUARANTINED),
+                ],
+                width=12,
+            ),
+            # Rekognition calls are what ingest costs; cache hits are the calls saved.
+            cloudwatch.GraphWidget(
+                title="Labeling",
+                left=[
+                    ingest_metric(IngestMetric.REKOGNITION_CALLS),
+                    ingest_metric(IngestMetric.LABEL_CACHE_HITS),
+                ],
+                width=12,
             ),
         )
         dashboard.add_widgets(

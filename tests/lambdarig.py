@@ -158,7 +158,6 @@ FAKE_AWS_ENVIRONMENT = {
 # What the stack gives the function, less what a test wires itself.
 HANDLER_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "imgpipe-ingest",
     "IMGPIPE_BUCKET": BUCKET,
     "IMGPIPE_LABEL_CACHE_TABLE": TABLE,
 }

@@ -136,7 +136,6 @@ def deploy(
     """Deploys a stack with this state machine over a bucket already holding USER_OBJECTS."""
     for name, value in {
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "imgpipe-ingest",
         "IMGPIPE_BUCKET": BUCKET,
         "IMGPIPE_LABEL_CACHE_TABLE": TABLE,
     }.items():

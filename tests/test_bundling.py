@@ -11,11 +11,15 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 pytest.importorskip("aws_cdk")
 
@@ -65,6 +69,57 @@ def runtime_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
         source = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
         (target / source.name).symlink_to(source)
     return target
+
+
+class TestRequirements:
+    """The bundles install the project's extras; the pins are written once, in pyproject.toml."""
+
+    @staticmethod
+    def project() -> dict[str, Any]:
+        return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+
+    def test_bundles_install_exactly_the_lambda_and_emr_extras(self) -> None:
+        extras = self.project()["optional-dependencies"]
+        installed = {
+            "lambda": stacks.bundling.LAMBDA_REQUIREMENTS,
+            "emr": stacks.bundling.EMR_REQUIREMENTS,
+        }
+        assert installed == {"lambda": tuple(extras["lambda"]), "emr": tuple(extras["emr"])}
+
+    def test_extras_name_what_each_bundle_needs_and_nothing_else(self) -> None:
+        def names(requirements: tuple[str, ...]) -> set[str]:
+            return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+        assert names(stacks.bundling.LAMBDA_REQUIREMENTS) == {
+            *("pillow", "pillow-heif", "numpy", "defusedxml", "aws-lambda-powertools"),
+        }
+        # The tracer extra brings aws-xray-sdk, which Tracer imports at module load.
+        tracer = [
+            Requirement(r).extras
+            for r in stacks.bundling.LAMBDA_REQUIREMENTS
+            if Requirement(r).name == "aws-lambda-powertools"
+        ]
+        assert tracer == [{"tracer"}]
+        assert names(stacks.bundling.EMR_REQUIREMENTS) == {
+            *("pillow", "pillow-heif", "numpy", "opencv-python-headless", "defusedxml"),
+            *("pyarrow", "pandas", "matplotlib", "seaborn", "jinja2"),
+        }
+
+    def test_each_package_has_one_version_range_across_core_and_extras(self) -> None:
+        project = self.project()
+        lists = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
+        ranges: dict[str, dict[str, str]] = {}
+        for where, requirements in lists.items():
+            for line in requirements:
+                requirement = Requirement(line)
+                name = canonicalize_name(requirement.name)
+                ranges.setdefault(name, {})[where] = str(requirement.specifier)
+        disagreeing = {
+            name: found for name, found in ranges.items() if len(set(found.values())) > 1
+        }
+        assert disagreeing == {}
+        # The extras the bundles install share packages with the core list: the check bites.
+        assert {"lambda", "emr", "dependencies"} <= set(ranges["pillow"])
 
 
 class TestCodeZip:

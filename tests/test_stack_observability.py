@@ -60,6 +60,19 @@ def test_alarm_notifies_the_topic_on_the_first_occurrence(
     assert target in json.dumps(dim["Value"])
 
 
+def test_failed_messages_alarm_notifies_the_topic_and_says_where_to_look(
+    template: Template,
+) -> None:
+    topic = next(iter(template.find_resources("AWS::SNS::Topic")))
+    (alarm,) = _alarms_on(template, "imgpipe", "FailedMessages")
+    _fires_on_first_occurrence(alarm, topic)
+    # Powertools publishes every metric with the one dimension service=<service name>.
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "imgpipe-ingest"}]
+    assert alarm["Statistic"] == "Sum"
+    description = alarm["AlarmDescription"]
+    assert "log group" in description and "dead-letter queue" in description
+
+
 def test_dead_letter_alarm_watches_the_dead_letter_queue_not_the_ingest_queue(
     template: Template,
 ) -> None:
@@ -69,7 +82,7 @@ def test_dead_letter_alarm_watches_the_dead_letter_queue_not_the_ingest_queue(
     assert alarm["Statistic"] == "Maximum"
 
 
-def test_dashboard_shows_queue_age_lambda_duration_concurrency_and_run_time(
+def test_dashboard_shows_queues_lambda_runs_labeling_and_outcomes(
     template: Template,
 ) -> None:
     (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
@@ -84,6 +97,11 @@ def test_dashboard_shows_queue_age_lambda_duration_concurrency_and_run_time(
         "ExecutionTime",
         "ExecutionsFailed",
         "ExecutionsSucceeded",
+        # The ingest Lambda's own metrics: what labeling costs and what becomes of uploads.
+        "RekognitionCalls",
+        "LabelCacheHits",
+        "Accepted",
+        "Quarantined",
     ):
         assert metric in body, metric
     assert dashboard["Properties"]["DashboardName"] == "Imgpipe-imgpipe"

@@ -219,7 +219,6 @@ def moto_world(monkeypatch: Any) -> Iterator[tuple[World, Recorder]]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "imgpipe-ingest",
         "IMGPIPE_BUCKET": BUCKET,
         "IMGPIPE_LABEL_CACHE_TABLE": TABLE,
     }.items():
