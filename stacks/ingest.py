@@ -147,11 +147,12 @@ class Ingest(Construct):
             bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
         ]
         statements = [
-            # The event carries the version id: reading that version avoids a race with a
-            # re-upload. Rekognition's S3Object reads with these same (the caller's) rights.
+            # Reads are pinned to the version HEAD saw by its ETag (If-Match), never by version
+            # id, so GetObjectVersion is not needed (the access rehearsal records no such call).
+            # Rekognition's S3Object reads with these same (the caller's) rights.
             iam.PolicyStatement(
                 sid="ReadUploads",
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                actions=["s3:GetObject"],
                 resources=[bucket.arn_for_objects(f"{INGEST_PREFIX}*")],
             ),
             # A redelivered event reuses the record written before (same checksum) instead

@@ -257,7 +257,6 @@ class TestFunctionRole:
         actions = {a for s in statements for a in as_list(s["Action"])}
         assert actions == {
             "s3:GetObject",
-            "s3:GetObjectVersion",
             "s3:ListBucket",
             "s3:PutObject",
             "rekognition:DetectLabels",
