@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,13 @@ from imgpipe.records import (
     Reason,
     RejectedImage,
     new_run_id,
+)
+from imgpipe.rerun import (
+    Reusable,
+    analysis_fingerprint,
+    copy_tables,
+    last_summary,
+    reusable_run,
 )
 from imgpipe.store import LocalStore
 
@@ -55,9 +62,16 @@ class RunSummary:
     skipped_unchanged: int = 0
     first_run: bool = True
     reasons: dict[str, int] = field(default_factory=dict)
-    stages: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     labeler: str = ""
     report: str = ""
+    # Set when nothing changed since that run: its analysis was reused, no Spark started.
+    reused_analysis_of: str | None = None
+    inputs_fingerprint: str = ""
+    # The time around the stages (setup, spark_start, shutdown): with the stages' seconds
+    # they add up to ``wall_seconds``, the whole run.
+    overheads: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -71,9 +85,14 @@ class RunSummary:
             else f"{self.inputs - self.skipped_unchanged} inspected, "
             f"{self.skipped_unchanged} unchanged since the last run"
         )
+        reused = (
+            f"; nothing changed since run {self.reused_analysis_of}: report reused"
+            if self.reused_analysis_of
+            else ""
+        )
         return (
             f"{self.inputs} inputs: {self.accepted} accepted, {self.quarantined} quarantined"
-            f"{f' ({reasons})' if reasons else ''}; {since}; {self.processed} processed"
+            f"{f' ({reasons})' if reasons else ''}; {since}; {self.processed} processed{reused}"
         )
 
 
@@ -157,6 +176,64 @@ def _start_spark() -> SparkSession:
     return spark
 
 
+def reuse_analysis(
+    store: LocalStore,
+    summary: RunSummary,
+    reusable: Reusable,
+    progress: ProgressReporter,
+    timed: Callable[[str, int], None],
+) -> None:
+    """Write this run's report from the tables of a run over the same records: no Spark."""
+    from analysis.report import build_report
+
+    counts = reusable.counts
+    summary.reused_analysis_of = reusable.run_id
+    summary.processed = counts["processed"]
+    note = f"nothing changed since run {reusable.run_id}: its analysis reused"
+    timed("process", counts["records"])
+    summary.stages["process"].update(decoded=0, reused=counts["records"], note=note)
+    copy_tables(store, reusable.run_id, summary.run_id)
+    timed("analyze", 0)
+    summary.stages["analyze"]["note"] = note
+    with progress.stage("report"):
+        summary.report = build_report(store, summary.run_id, None, summary.to_dict())
+    timed("report", int(summary.stages.get("report", {}).get("images", 0)))
+
+
+def analyze_with_spark(
+    spark: SparkSession,
+    store: LocalStore,
+    config: PipelineConfig,
+    summary: RunSummary,
+    progress: ProgressReporter,
+    timed: Callable[[str, int], None],
+) -> None:
+    """The process, analyze and report stages in one SparkSession."""
+    # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
+    from analysis.report import build_report
+    from spark_jobs.analyze import run_analyze
+    from spark_jobs.process import run_process
+
+    root = store.uri()
+    with progress.stage("process"):
+        counts = run_process(spark, root, config)
+        summary.processed = counts["processed"]
+        timed("process", counts["records"])
+        # Every row of the table was either decoded by this run or reused from earlier work
+        # (an earlier run, or an exact copy of content decoded once).
+        summary.stages["process"]["decoded"] = counts["decoded"]
+        summary.stages["process"]["reused"] = counts["records"] - counts["decoded"]
+    with progress.stage("analyze"):
+        tables = run_analyze(spark, root, summary.run_id, config)
+        timed("analyze", int(counts.get("records", 0)))
+    with progress.stage("report"):
+        # build_report adds the report stage's row to summary.stages (the same dict); its
+        # seconds are then the runner's, which include writing the page.
+        report = build_report(store, summary.run_id, tables, summary.to_dict())
+        summary.report = report
+        timed("report", int(summary.stages.get("report", {}).get("images", 0)))
+
+
 def run_pipeline(
     input_dir: Path,
     out_dir: Path,
@@ -167,6 +244,7 @@ def run_pipeline(
     progress: ProgressReporter | None = None,
 ) -> RunSummary:
     """Run every stage locally; returns the summary (also written as ``summary.json``)."""
+    started_at = time.perf_counter()
     config = config or PipelineConfig()
     progress = progress or ProgressReporter()
     check_paths(input_dir, out_dir)
@@ -184,45 +262,39 @@ def run_pipeline(
         labeler=labeler_name,
     )
 
-    def timed(name: str, images: int, started: float) -> None:
-        summary.stages[name] = {
-            "seconds": round(time.perf_counter() - started, 3),
-            "images": images,
-        }
+    # Every second of the run is charged to one entry: the stages, or the time around them
+    # (setup, waiting for Spark, shutdown), so the summary's seconds add up to the wall time.
+    clock = [started_at]
 
-    # The JVM takes seconds to start and mostly waits on itself: it starts while ingest
-    # labels, not after it. One session serves process, analyze and report.
+    def lap() -> float:
+        now = time.perf_counter()
+        seconds, clock[0] = round(now - clock[0], 3), now
+        return seconds
+
+    def timed(name: str, images: int) -> None:
+        summary.stages[name] = {"seconds": lap(), "images": images}
+
+    summary.overheads["setup"] = lap()
+    # A first run always needs Spark: its JVM starts while ingest labels. A later run may
+    # need nothing computed; Spark starts after ingest then, and only for work.
+    previous = last_summary(store)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
-        session = starter.submit(_start_spark)
-        started = time.perf_counter()
+        early = starter.submit(_start_spark) if previous is None else None
         run_ingest(input_dir, store, config, labeler, creator, progress, summary)
-        timed("ingest", summary.inputs, started)
-        if not session.done():
-            progress.info("waiting for Spark to start (local mode)")
-        spark = session.result()
-
-    # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
-    from analysis.report import build_report
-    from spark_jobs.analyze import run_analyze
-    from spark_jobs.process import run_process
-
-    root = store.uri()
-    with progress.stage("process"):
-        started = time.perf_counter()
-        counts = run_process(spark, root, config)
-        summary.processed = counts["processed"]
-        timed("process", counts["records"], started)
-        # Every row of the table was either decoded by this run or reused from earlier work
-        # (an earlier run, or an exact copy of content decoded once).
-        summary.stages["process"]["decoded"] = counts["decoded"]
-        summary.stages["process"]["reused"] = counts["records"] - counts["decoded"]
-    with progress.stage("analyze"):
-        started = time.perf_counter()
-        tables = run_analyze(spark, root, summary.run_id, config)
-        timed("analyze", int(counts.get("records", 0)), started)
-    with progress.stage("report"):
-        # build_report adds the report stage's row to summary.stages (the same dict).
-        summary.report = build_report(store, summary.run_id, tables, summary.to_dict())
+        timed("ingest", summary.inputs)
+        summary.inputs_fingerprint = analysis_fingerprint(store, config)
+        reusable = reusable_run(store, config, previous, summary.inputs_fingerprint)
+        if reusable is not None:
+            reuse_analysis(store, summary, reusable, progress, timed)
+        else:
+            session = early or starter.submit(_start_spark)
+            if not session.done():
+                progress.info("waiting for Spark to start (local mode)")
+            spark = session.result()
+            summary.overheads["spark_start"] = lap()
+            analyze_with_spark(spark, store, config, summary, progress, timed)
+    summary.overheads["shutdown"] = lap()
+    summary.wall_seconds = round(time.perf_counter() - started_at, 3)
     store.put_bytes(
         f"{REPORTS_PREFIX}{summary.run_id}/summary.json",
         json.dumps(summary.to_dict(), indent=2, ensure_ascii=False).encode(),

@@ -1,0 +1,135 @@
+"""End to end, cold like a user: ``imgpipe run`` in a fresh process against the pool baselines.
+
+    python benchmarks/bench_e2e.py [--images 120] [--size 4000x3000] [--analyze-scale N]
+
+Builds N JPEGs as ``bench_process.py`` does, then measures in one run:
+
+- seed: the seed's way (PIL open + LANCZOS thumbnail + save) in a 2-process pool;
+- kernel: ``imgpipe.imaging.process_image`` in a 2-process pool;
+- ``python -m imgpipe.cli run DIR --out OUT --labeler none -q`` into a fresh OUT (a fresh JVM):
+  its wall time, and the process and analyze seconds from its ``summary.json``;
+- the same command again into the same OUT with nothing new: its wall time;
+
+then the ratios against the issue's targets. ``--analyze-scale N`` also builds an image table
+of N small images in one warm session and times ``run_analyze`` over it cold (fresh JVM).
+Other sessions may load the machine: the load average is printed with each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script from a checkout: the repository's packages, and bench_process beside this.
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from bench_process import (  # noqa: E402
+    PHOTO_SIZE,
+    SMALL_SIZE,
+    build_root,
+    kernel_way,
+    load,
+    make_corpus,
+    pool_rate,
+    seed_way,
+    write_files,
+)
+
+TARGETS = (
+    "targets: process >= 0.5x kernel and >= 2x seed; first run <= 10x the kernel pool's time; "
+    "re-run <= 15% of the first run; analyze <= 2 s"
+)
+
+
+def cli_run(folder: Path, out: Path) -> tuple[float, dict]:
+    """Wall seconds of one ``imgpipe run`` in a fresh interpreter, and its summary.json."""
+    command = [sys.executable, "-m", "imgpipe.cli", "run", str(folder), "--out", str(out)]
+    started = time.perf_counter()
+    subprocess.run([*command, "--labeler", "none", "-q"], check=True, cwd=HERE.parent)
+    wall = time.perf_counter() - started
+    newest = max((out / "reports").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    return wall, json.loads(newest.read_text())
+
+
+def stage_seconds(summary: dict, name: str) -> float:
+    return float(summary.get("stages", {}).get(name, {}).get("seconds", 0.0))
+
+
+def analyze_at_scale(count: int, tmp: Path) -> None:
+    """Build a table of ``count`` 640 px images, then time analyze over it (JVM already up)."""
+    root = build_root(tmp / f"scale-{count}", make_corpus(count, SMALL_SIZE, seed=3))
+    script = (
+        "import sys, time\n"
+        "from imgpipe.config import PipelineConfig\n"
+        "from imgpipe.spark import local_session\n"
+        "from spark_jobs.analyze import run_analyze\n"
+        "from spark_jobs.process import run_process\n"
+        "spark = local_session(cores='2')\n"
+        "run_process(spark, sys.argv[1], PipelineConfig())\n"
+        "started = time.perf_counter()\n"
+        "run_analyze(spark, sys.argv[1], 'bench-scale', PipelineConfig())\n"
+        "print(f'{time.perf_counter() - started:.2f}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, root],
+        check=True,
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+    )
+    seconds = float(result.stdout.strip().splitlines()[-1])
+    print(
+        f"analyze at {count} images (640 px, first analyze in its JVM): {seconds:.2f} s [{load()}]"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=120, help="photos (default 120)")
+    parser.add_argument("--size", default=f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}", help="WxH")
+    parser.add_argument("--analyze-scale", type=int, default=0, metavar="N", help="analyze N")
+    args = parser.parse_args(argv)
+    width, height = (int(n) for n in args.size.lower().split("x"))
+
+    print(f"before: {load()}")
+    photos = make_corpus(args.images, (width, height))
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
+        tmp = Path(folder)
+        paths = write_files(tmp / "photos", photos)
+        count = len(paths)
+        seed = pool_rate(seed_way, paths)
+        print(f"seed way:     {seed:6.1f} images/s (2-process pool) [{load()}]")
+        kernel = pool_rate(kernel_way, paths)
+        kernel_seconds = count / kernel
+        print(f"kernel pool:  {kernel:6.1f} images/s, {kernel_seconds:.1f} s [{load()}]")
+        first, summary = cli_run(tmp / "photos", tmp / "out")
+        process = stage_seconds(summary, "process")
+        rate = count / process if process else float("inf")
+        stages = ", ".join(f"{k} {v.get('seconds', 0)}" for k, v in summary["stages"].items())
+        print(f"first run:    {first:6.1f} s wall; stages: {stages} [{load()}]")
+        print(f"process:      {rate:6.1f} images/s ({process:.1f} s)")
+        analyze = stage_seconds(summary, "analyze")
+        print(f"analyze:      {analyze:6.2f} s")
+        again, resummary = cli_run(tmp / "photos", tmp / "out")
+        restages = ", ".join(f"{k} {v.get('seconds', 0)}" for k, v in resummary["stages"].items())
+        print(f"re-run:       {again:6.1f} s wall; stages: {restages} [{load()}]")
+        print(TARGETS)
+        print(
+            f"ratios: process/kernel {rate / kernel:.2f}x, process/seed {rate / seed:.2f}x, "
+            f"first run {first / kernel_seconds:.1f}x the kernel pool, "
+            f"re-run {again / first:.0%} of the first, analyze {analyze:.2f} s"
+        )
+        if args.analyze_scale:
+            analyze_at_scale(args.analyze_scale, tmp)
+    print(f"after: {load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
