@@ -51,7 +51,12 @@ def cli_run(folder: Path, out: Path) -> tuple[float, dict]:
     """Wall seconds of one ``imgpipe run`` in a fresh interpreter, and its summary.json."""
     command = [sys.executable, "-m", "imgpipe.cli", "run", str(folder), "--out", str(out)]
     started = time.perf_counter()
-    subprocess.run([*command, "--labeler", "none", "-q"], check=True, cwd=HERE.parent)
+    subprocess.run(
+        [*command, "--labeler", "none", "-q"],
+        check=True,
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - started
     newest = max((out / "reports").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
     return wall, json.loads(newest.read_text())

@@ -282,8 +282,10 @@ def run_pipeline(
         early = starter.submit(_start_spark) if previous is None else None
         run_ingest(input_dir, store, config, labeler, creator, progress, summary)
         timed("ingest", summary.inputs)
-        summary.inputs_fingerprint = analysis_fingerprint(store, config)
-        reusable = reusable_run(store, config, previous, summary.inputs_fingerprint)
+        reusable = None
+        if early is None:  # not while the starter imports pyspark: imports would interleave
+            summary.inputs_fingerprint = analysis_fingerprint(store, config)
+            reusable = reusable_run(store, config, previous, summary.inputs_fingerprint)
         if reusable is not None:
             reuse_analysis(store, summary, reusable, progress, timed)
         else:
@@ -292,6 +294,8 @@ def run_pipeline(
                 progress.info("waiting for Spark to start (local mode)")
             spark = session.result()
             summary.overheads["spark_start"] = lap()
+            if not summary.inputs_fingerprint:
+                summary.inputs_fingerprint = analysis_fingerprint(store, config)
             analyze_with_spark(spark, store, config, summary, progress, timed)
     summary.overheads["shutdown"] = lap()
     summary.wall_seconds = round(time.perf_counter() - started_at, 3)
