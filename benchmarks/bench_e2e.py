@@ -62,6 +62,13 @@ def cli_run(folder: Path, out: Path) -> tuple[float, dict]:
     return wall, json.loads(newest.read_text())
 
 
+def charged(summary: dict) -> str:
+    """The summary's seconds: each stage, then the time around them (setup, spark_start...)."""
+    parts = {name: stage.get("seconds", 0) for name, stage in summary["stages"].items()}
+    parts.update(summary.get("overheads", {}))
+    return ", ".join(f"{name} {seconds}" for name, seconds in parts.items())
+
+
 def stage_seconds(summary: dict, name: str) -> float:
     return float(summary.get("stages", {}).get(name, {}).get("seconds", 0.0))
 
@@ -116,14 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         first, summary = cli_run(tmp / "photos", tmp / "out")
         process = stage_seconds(summary, "process")
         rate = count / process if process else float("inf")
-        stages = ", ".join(f"{k} {v.get('seconds', 0)}" for k, v in summary["stages"].items())
-        print(f"first run:    {first:6.1f} s wall; stages: {stages} [{load()}]")
+        print(f"first run:    {first:6.1f} s wall; stages: {charged(summary)} [{load()}]")
         print(f"process:      {rate:6.1f} images/s ({process:.1f} s)")
         analyze = stage_seconds(summary, "analyze")
         print(f"analyze:      {analyze:6.2f} s")
         again, resummary = cli_run(tmp / "photos", tmp / "out")
-        restages = ", ".join(f"{k} {v.get('seconds', 0)}" for k, v in resummary["stages"].items())
-        print(f"re-run:       {again:6.1f} s wall; stages: {restages} [{load()}]")
+        print(f"re-run:       {again:6.1f} s wall; stages: {charged(resummary)} [{load()}]")
         print(TARGETS)
         print(
             f"ratios: process/kernel {rate / kernel:.2f}x, process/seed {rate / seed:.2f}x, "
