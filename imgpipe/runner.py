@@ -39,7 +39,10 @@ class NothingToDo(Exception):
 
 @dataclass
 class RunSummary:
-    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract).
+    """The run summary written to ``reports/RUN_ID/summary.json``.
+
+    ``run_id``, the five counts and ``stages`` are what a cloud run's summary holds too (its
+    ``stages`` empty: the cloud's stage timings live in Step Functions).
 
     Each count means one thing: ``inputs = accepted + quarantined``; ``skipped_unchanged`` of
     the inputs were unchanged since the last run (their records reused, not inspected again;

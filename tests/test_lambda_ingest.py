@@ -380,3 +380,30 @@ def test_handler_imports_nothing_the_lambda_bundle_leaves_out() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+class ReplacedAfterHead(S3WithCrc64):
+    """S3 where another upload replaces ``ingest/a.jpg`` right after the Lambda's HEAD of it."""
+
+    def head_object(self, **kwargs: Any) -> Any:
+        response = super().head_object(**kwargs)
+        if kwargs["Key"] == "ingest/a.jpg":
+            self._client.put_object(Bucket=BUCKET, Key=kwargs["Key"], Body=big_photo(seed=2))
+        return response
+
+
+def test_an_object_replaced_while_read_is_retried_not_recorded(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.put("ingest/a.jpg", big_photo())
+    messages = rig.receive()
+    first_etag = rig.s3.head_object(Bucket=BUCKET, Key="ingest/a.jpg")["ETag"]
+    s3 = ReplacedAfterHead(rig.s3, "get_object")
+    use(monkeypatch, rig, moto_rekognition(), s3=s3, cache=False)
+
+    # The bytes read must be the version the HEAD described (its checksum names the record):
+    # the read is conditional, fails, and the message comes back for the new version.
+    assert invoke(messages) == [m["MessageId"] for m in messages]
+    reads = [c for c in s3.calls["get_object"] if c["Key"] == "ingest/a.jpg"]
+    assert [c.get("IfMatch") for c in reads] == [first_etag]
+    assert rig.keys("metadata/") == rig.keys("quarantine/") == []
