@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 
-from imgpipe.config import PipelineConfig
-from imgpipe.store import LocalStore
-from spark_jobs.analyze import (
+from analysis.analyze import (
     ANALYSES,
     BLURRY_SHARPNESS_BELOW,
     DARK_BRIGHTNESS_BELOW,
@@ -26,6 +24,8 @@ from spark_jobs.analyze import (
     run_analyze,
     run_query,
 )
+from imgpipe.config import PipelineConfig
+from imgpipe.store import LocalStore
 from tests.tablefixtures import (
     Row,
     image_row,
