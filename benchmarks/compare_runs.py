@@ -5,8 +5,9 @@
 Checks every metadata and quarantine record (JSON, fields named ``*_at`` left out), the image
 table (``processed/images``, rows sorted by key, ``*_at`` columns left out), every thumbnail
 (bytes), each run's result tables (``reports/RUN_ID/tables/*.parquet`` of the newest run in
-each; ``*_at`` columns left out) and the summaries' counts (times and durations left out). Prints what differs; exits 1 when
-anything does, 0 when the runs hold the same data. For refactors that must not change behaviour.
+each; ``*_at`` columns left out) and the summaries' counts (times and durations left out).
+Prints what differs; exits 1 when anything does, 0 when the runs hold the same data. For
+refactors that must not change behaviour.
 """
 
 from __future__ import annotations
