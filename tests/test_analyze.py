@@ -18,7 +18,6 @@ from analysis.analyze import (
     OVEREXPOSED_BRIGHTNESS_ABOVE,
     load_images,
     load_quarantine,
-    main,
     query_parameters,
     register_views,
     run_analyze,
@@ -26,6 +25,7 @@ from analysis.analyze import (
 )
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
+from spark_jobs.analyze import main
 from tests.tablefixtures import (
     Row,
     image_row,

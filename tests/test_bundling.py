@@ -70,14 +70,12 @@ def runtime_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class TestCodeZip:
     def test_zip_holds_the_packages_with_their_sql_and_templates(self, tmp_path: Path) -> None:
         names = set(zipfile.ZipFile(build_code_zip(tmp_path)).namelist())
-        assert {"imgpipe/__init__.py", "imgpipe/process/stage.py", "analysis/report.py"} <= names
+        assert {"imgpipe/__init__.py", "spark_jobs/process.py", "analysis/report.py"} <= names
+        assert {"imgpipe/process/stage.py", "analysis/analyze.py"} <= names  # what they import
         assert "analysis/sql/top_labels.sql" in names
         assert "analysis/templates/report.html.j2" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-        # The entry scripts are assets of their own and import only imgpipe and analysis.
-        assert not [
-            n for n in names if n.startswith(("lambda_src/", "stacks/", "tests/", "spark_jobs/"))
-        ]
+        assert not [n for n in names if n.startswith(("lambda_src/", "stacks/", "tests/"))]
 
     def test_zip_is_byte_identical_when_the_code_is_unchanged(self, tmp_path: Path) -> None:
         first = build_code_zip(tmp_path / "a").read_bytes()
