@@ -9,7 +9,7 @@ when the corpus is absent, then measures in one run, each on 2 processes:
 - seed: PIL full decode -> exif_transpose -> LANCZOS thumbnail 512 -> JPEG save;
 - floor: PIL draft to 1/8 + load (entropy decode alone, no resize, no encode);
 - kernel: ``imgpipe.imaging.process_image`` (thumbnail + features);
-- spark: ``spark_jobs.process.run_process`` through ``local_session(cores="2")``, JVM warm,
+- spark: ``imgpipe.process.stage.run_process`` through ``local_session(cores="2")``, JVM warm,
   timing run_process only (records read, decode, thumbnails written, both tables written);
 
 then the ratios and the peak RSS of the Spark process tree (driver JVM + Python workers).
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-# Run as a script from a checkout: make the repository's imgpipe and spark_jobs importable.
+# Run as a script from a checkout: make the repository's packages importable.
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -269,7 +269,7 @@ def spark_run(
     """
     import shutil
 
-    from spark_jobs.process import run_process
+    from imgpipe.process.stage import run_process
 
     root = build_root(tmp / name, photos)
     peak = PeakRss()

@@ -205,9 +205,9 @@ def run_pipeline(
         spark = session.result()
 
     # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
+    from analysis.analyze import run_analyze
     from analysis.report import build_report
-    from spark_jobs.analyze import run_analyze
-    from spark_jobs.process import run_process
+    from imgpipe.process.stage import run_process
 
     root = store.uri()
     with progress.stage("process"):

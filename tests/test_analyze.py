@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 
-from imgpipe.config import PipelineConfig
-from imgpipe.store import LocalStore
-from spark_jobs.analyze import (
+from analysis.analyze import (
     ANALYSES,
     BLURRY_SHARPNESS_BELOW,
     DARK_BRIGHTNESS_BELOW,
     OVEREXPOSED_BRIGHTNESS_ABOVE,
     load_images,
     load_quarantine,
-    main,
     query_parameters,
     register_views,
     run_analyze,
     run_query,
 )
+from imgpipe.config import PipelineConfig
+from imgpipe.store import LocalStore
+from spark_jobs.analyze import main
 from tests.tablefixtures import (
     Row,
     image_row,

@@ -171,7 +171,7 @@ def deploy(
 
 def write_reports(monkeypatch: pytest.MonkeyPatch, deployment: Deployment) -> None:
     """Every started run writes its report, as the report job would, noting what it read."""
-    from spark_jobs.process import inputs_fingerprint
+    from imgpipe.process.manifest import inputs_fingerprint
 
     def start_run(sfn: Any, arn: str) -> tuple[str, str]:
         run_id, execution_arn = aws_ops.start_run(sfn, arn)
@@ -194,7 +194,7 @@ def test_check_reports_on_the_sample_then_removes_only_its_own_objects(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from spark_jobs.process import inputs_fingerprint
+    from imgpipe.process.manifest import inputs_fingerprint
 
     deployment = deploy(SUCCEEDS)
     write_reports(monkeypatch, deployment)

@@ -126,7 +126,8 @@ class TestCodeZip:
     def test_zip_holds_the_packages_with_their_sql_and_templates(self, tmp_path: Path) -> None:
         names = set(zipfile.ZipFile(build_code_zip(tmp_path)).namelist())
         assert {"imgpipe/__init__.py", "spark_jobs/process.py", "analysis/report.py"} <= names
-        assert "spark_jobs/sql/top_labels.sql" in names
+        assert {"imgpipe/process/stage.py", "analysis/analyze.py"} <= names  # what they import
+        assert "analysis/sql/top_labels.sql" in names
         assert "analysis/templates/report.html.j2" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
         assert not [n for n in names if n.startswith(("lambda_src/", "stacks/", "tests/"))]
@@ -140,7 +141,7 @@ class TestCodeZip:
         code = build_code_zip(tmp_path)
         out = run_isolated(
             "from importlib.resources import files\n"
-            "print(files('spark_jobs').joinpath('sql/top_labels.sql').read_text()[:200])",
+            "print(files('analysis').joinpath('sql/top_labels.sql').read_text()[:200])",
             code,
         )
         assert "select" in out.lower()

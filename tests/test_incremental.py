@@ -12,9 +12,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from imgpipe.config import PipelineConfig
+from imgpipe.process.manifest import INPUTS_MANIFEST
+from imgpipe.process.stage import run_process
 from imgpipe.records import metadata_key
 from imgpipe.store import LocalStore
-from spark_jobs.process import INPUTS_MANIFEST, run_process
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_process_job import add_image
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from analysis.analyze import run_analyze
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
-from spark_jobs.analyze import run_analyze
 from tests.tablefixtures import sample_quarantine, sample_rows, write_collection
 
 if TYPE_CHECKING:

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from imgpipe.config import PipelineConfig
+from imgpipe.process.stage import run_process
+from imgpipe.process.transforms import partition_count
 from imgpipe.records import (
     Exif,
     Gps,
@@ -25,7 +27,7 @@ from imgpipe.records import (
 )
 from imgpipe.store import LocalStore
 from imgpipe.table import image_table_schema
-from spark_jobs.process import main, partition_count, run_process
+from spark_jobs.process import main
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 
+from analysis.analyze import run_analyze
 from analysis.charts import CHARTS, chart, figure_png, short_name
 from analysis.report import build_report
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
-from spark_jobs.analyze import run_analyze
 from tests.tablefixtures import SCRIPT_LABEL, sample_quarantine, sample_rows, write_collection
 
 if TYPE_CHECKING:

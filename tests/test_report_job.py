@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from analysis.analyze import run_analyze
 from analysis.charts import CHARTS
+from analysis.report_stage import MissingTablesError, run_report
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
-from spark_jobs.analyze import run_analyze
-from spark_jobs.report import MissingTablesError, main, run_report
+from spark_jobs.report import main
 from tests.tablefixtures import sample_quarantine, sample_rows, write_collection
 
 if TYPE_CHECKING:

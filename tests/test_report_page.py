@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 
+from analysis.analyze import run_analyze
 from analysis.charts import chart
 from analysis.report import build_report, summary_cards
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
-from spark_jobs.analyze import run_analyze
 from tests.tablefixtures import image_row, sample_quarantine, sample_rows, write_collection
 
 if TYPE_CHECKING:

@@ -19,15 +19,16 @@ from moto import mock_aws
 from pyspark.sql import SparkSession
 
 from analysis import tables_prefix
+from analysis.analyze import load_quarantine
 from imgpipe.config import PipelineConfig
 from imgpipe.ingest import Ingester, IngestItem, previous_outcome
 from imgpipe.invariants import check_nothing_lost
+from imgpipe.process.stage import read_records
+from imgpipe.process.transforms import flatten_records
 from imgpipe.progress import ProgressReporter
 from imgpipe.records import SUPERSEDED_FIELD, is_live_record, parse_live_record
 from imgpipe.runner import run_pipeline
 from imgpipe.store import LocalStore, S3Store, Store
-from spark_jobs.analyze import load_quarantine
-from spark_jobs.process import flatten_records, read_records
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_lambda_ingest import (
     BUCKET,
