@@ -36,7 +36,10 @@ def _overview_count(overview: pd.DataFrame | None, column: str) -> int:
 
 
 def summary_from_tables(run_id: str, tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-    """The run summary (DESIGN.md contract) from the analyze job's ``overview`` table.
+    """The run summary from the analyze job's ``overview`` table.
+
+    It has the fields of the local run's :class:`imgpipe.runner.RunSummary` that a cloud run
+    knows: ``run_id``, the five counts and ``stages``.
 
     In the cloud, ingest happens object by object in the Lambda, so a run knows its inputs only
     from what the table and the quarantine hold: ``accepted`` is the table's images,

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 from imgpipe.config import PipelineConfig
 from imgpipe.records import Reason, RejectedImage
 from imgpipe.records import thumbnail_key as make_thumbnail_key
-from imgpipe.store import Store, open_store
+from imgpipe.store import Store, is_missing, open_store
 from imgpipe.table import feature_fields
 
 LOG = logging.getLogger(__name__)
@@ -81,13 +81,6 @@ def _feature_batches(
     return run
 
 
-def _is_missing_object(exc: Exception) -> bool:
-    if isinstance(exc, FileNotFoundError):
-        return True
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in {"404", "NoSuchKey", "NotFound"}
-
-
 def process_row(
     store: Store, key: str, checksum: str, orientation: int | None, config: PipelineConfig
 ) -> dict[str, Any]:
@@ -97,7 +90,7 @@ def process_row(
     try:
         data = store.get_bytes(key)
     except Exception as exc:
-        if not _is_missing_object(exc):
+        if not is_missing(exc):
             raise  # access or network trouble affects every image: fail loudly, Spark retries
         return {"process_error": f"{Reason.UNREADABLE.value}: {key} is gone from the store"}
     try:
