@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
     from pyspark.sql import SparkSession
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "exif-samples"
+from tests.repo import CONTEXT, corpus_samples, missing_corpus_reason
 
 
 @pytest.fixture
@@ -32,10 +31,11 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    """The real-image corpus beside the repository (``../shared/corpus/exif-samples``)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"real-image corpus not found at {CORPUS} (only in the project workspace)")
-    return CORPUS
+    """The real-image corpus: ``exif-samples/`` under ``$IMGPIPE_TEST_CORPUS`` (tests/repo.py)."""
+    samples = corpus_samples()
+    if not samples.is_dir():
+        pytest.skip(missing_corpus_reason(samples))
+    return samples
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def spark() -> Iterator[SparkSession]:
 @pytest.fixture(scope="session")
 def cdk_context() -> dict[str, Any]:
     """The CDK context of ``cdk.json``, as ``cdk synth`` reads it."""
-    return dict(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+    return copy.deepcopy(CONTEXT)
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,8 @@ from tests.badinputs import (
 )
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.lambdarig import BUCKET, FAKE_AWS_ENVIRONMENT, HANDLER_ENVIRONMENT, Rig, invoke, moto_rig
+from tests.repo import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CASES = [*generated_cases(), *corpus_cases()]
 # A folder named like an image, holding a photo: locally a directory, in S3 the empty key that
 # the console's "Create folder" makes. Neither is an upload; the photo inside is.

@@ -23,18 +23,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
-
-from app import build_app
-from imgpipe.aws_clients import RETRY_CONFIG
-from imgpipe.cloud_ingest import CloudIngester, IngestFailed
-from imgpipe.config import PipelineConfig
-from imgpipe.invariants import check_nothing_lost, fingerprint_originals
-from imgpipe.label_cache import LabelCache
-from imgpipe.labelers import LabelerOptions
-from imgpipe.labelers.rekognition import RekognitionLabeler
-from imgpipe.store import S3Store
-from tests.conftest import REPO_ROOT
-from tests.imagefactory import jpeg_bytes, photo_like
 from tests.test_cli import JVM_CHATTER, write_photos
 from tests.test_lambda_ingest import (
     BUCKET,
@@ -47,9 +35,20 @@ from tests.test_lambda_ingest import (
     use,
 )
 
+from app import build_app
+from imgpipe.aws_clients import RETRY_CONFIG
+from imgpipe.cloud_ingest import CloudIngester, IngestFailed
+from imgpipe.config import PipelineConfig
+from imgpipe.invariants import check_nothing_lost, fingerprint_originals
+from imgpipe.label_cache import LabelCache
+from imgpipe.labelers import LabelerOptions
+from imgpipe.labelers.rekognition import RekognitionLabeler
+from imgpipe.store import S3Store
+from tests.imagefactory import jpeg_bytes, photo_like
+from tests.repo import CONTEXT, REPO_ROOT
+
 __all__ = ["rig"]  # the moto fixture, shared with tests/test_lambda_ingest.py
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 MAX_RECEIVE_COUNT = 3
 
 

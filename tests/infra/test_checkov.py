@@ -22,8 +22,7 @@ import pytest
 
 from app import build_app
 from stacks.checkov_skips import CHECKOV_SKIPS
-
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
+from tests.repo import CONTEXT
 
 
 def checkov_command() -> list[str] | None:

@@ -21,8 +21,8 @@ from cdk_nag import AwsSolutionsChecks, NagPack, ServerlessChecks
 
 import stacks.imgpipe_stack
 from app import build_app
+from tests.repo import CONTEXT
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 PACKS = (AwsSolutionsChecks, ServerlessChecks)
 # cfn-lint checks skipped, each with its reason.
 IGNORED_CFN_LINT_CHECKS = {

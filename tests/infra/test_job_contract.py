@@ -16,6 +16,11 @@ import pytest
 pytest.importorskip("aws_cdk")
 
 from aws_cdk.assertions import Template
+from tests.test_stack_orchestration import (
+    data_bucket_id,
+    parse_states_array,
+    state_machine_definition,
+)
 
 from imgpipe.config import PipelineConfig
 from imgpipe.ingest import Ingester, IngestItem
@@ -23,11 +28,6 @@ from imgpipe.labelers import NoLabeler
 from imgpipe.store import LocalStore
 from spark_jobs import analyze, process, report
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.test_stack_orchestration import (
-    data_bucket_id,
-    parse_states_array,
-    state_machine_definition,
-)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import build_app
-
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
+from tests.repo import CONTEXT
 
 # Actions that AWS lets a policy grant only on "*" (no resource-level permissions), each
 # with the reason it is needed. Anything else on "*" fails.

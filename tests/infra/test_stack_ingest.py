@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from app import build_app
 from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER
+from tests.repo import CONTEXT
 
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
 # Values unlike the defaults, so each assertion shows the setting reached the resource.
 OVERRIDES = {
     "lambda_timeout_seconds": 100,

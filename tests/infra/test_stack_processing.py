@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tarfile
@@ -17,13 +16,12 @@ pytest.importorskip("aws_cdk")
 
 from aws_cdk import Stack
 from aws_cdk.assertions import Match, Template
+from tests.test_stack_ingest import as_list, logical_id, render, role_statements
 
 from app import build_app
 from imgpipe.jobs import JOBS
 from stacks.processing import Processing
-from tests.test_stack_ingest import as_list, logical_id, render, role_statements
-
-CONTEXT = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
+from tests.repo import CONTEXT
 
 
 @pytest.fixture(scope="module")

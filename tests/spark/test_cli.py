@@ -13,8 +13,8 @@ import pytest
 
 from imgpipe import cli, runner
 from imgpipe.cli import build_parser, main
-from tests.conftest import REPO_ROOT
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.repo import REPO_ROOT
 
 # Lines the driver JVM prints at start-up, outside log4j (see imgpipe/spark.py).
 JVM_CHATTER = ("WARNING: Using incubator", "Setting default log level", "For SparkR")

@@ -10,12 +10,13 @@ import pytest
 from imgpipe.config import PipelineConfig
 from imgpipe.store import LocalStore
 from spark_jobs.analyze import run_analyze
+from tests.repo import REPO_ROOT
 from tests.tablefixtures import sample_quarantine, sample_rows, write_collection
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "analysis" / "explore.ipynb"
+NOTEBOOK = REPO_ROOT / "analysis" / "explore.ipynb"
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tomllib
 from importlib.metadata import requires
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+from tests.repo import REPO_ROOT
+
+PYPROJECT = REPO_ROOT / "pyproject.toml"
 # botocore 1.36.0 (January 2025) added request_checksum_calculation and
 # response_checksum_validation to Config; boto3 1.36.0 is the first release built on it.
 CHECKSUM_CONFIG_SINCE = Version("1.36.0")

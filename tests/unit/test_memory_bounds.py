@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.badinputs import bomb_png
+from tests.repo import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 # Measured here (Linux x86_64, Python 3.11): a ~60 MB baseline after imports; the bomb peaks
 # at ~61 MB and the 100 MP JPEG at ~80 MB (libjpeg decodes it at 1/8 DCT scale). The bounds

@@ -10,8 +10,9 @@ import pytest
 
 from imgpipe import deployment
 from imgpipe.records import new_run_id
+from tests.repo import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SOURCES = ("imgpipe", "lambda_src", "stacks", "spark_jobs", "analysis", "app.py")
 
 
