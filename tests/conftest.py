@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
     from pyspark.sql import SparkSession
 
+    from tests.lambdarig import Rig
+
 from tests.repo import CONTEXT, corpus_samples, missing_corpus_reason
 
 
@@ -27,6 +29,20 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def rig(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Rig]:
+    """The moto rig of tests/lambdarig.py, with the handler's environment set for the test.
+
+    Here, not in tests/aws/, because Spark tests (superseded records) drive the handler too.
+    """
+    from tests.lambdarig import HANDLER_ENVIRONMENT, moto_rig
+
+    for name, value in HANDLER_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    with moto_rig() as made:
+        yield made
 
 
 @pytest.fixture(scope="session")

@@ -15,39 +15,9 @@ from imgpipe import aws_ops
 from imgpipe.cli import main
 from imgpipe.s3_events import decode_metadata_text
 from tests.imagefactory import jpeg_bytes, photo_like, png_bytes
+from tests.statemachines import BUCKET, FAILS, SUCCEEDS
 
-BUCKET = "imgpipe-ops-bucket"
 ROLE = "arn:aws:iam::123456789012:role/imgpipe-pipeline"
-# Like the real state machine's contract: input {"run_id"}, output carries report_uri.
-SUCCEEDS = {
-    "StartAt": "Report",
-    "States": {
-        "Report": {
-            "Type": "Pass",
-            "Parameters": {
-                "run_id.$": "$.run_id",
-                "report_uri.$": f"States.Format('s3://{BUCKET}/reports/{{}}/index.html', $.run_id)",
-            },
-            "End": True,
-        }
-    },
-}
-# The real state machine's failure shape: a task fails, its Catch records the step, a
-# notification would go out, and a Fail state ends the run with the task's error and cause.
-FAILS = {
-    "StartAt": "Process",
-    "States": {
-        "Process": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:gone", "Message": "x"},
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Notify"}],
-            "End": True,
-        },
-        "Notify": {"Type": "Pass", "Result": "Process", "ResultPath": "$.step", "Next": "Stop"},
-        "Stop": {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"},
-    },
-}
 
 
 def deploy(definition: dict[str, Any], stack: str = "Imgpipe") -> str:

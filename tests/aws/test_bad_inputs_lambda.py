@@ -33,9 +33,7 @@ from tests.badinputs import (
     recorded_outcome,
 )
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.lambdarig import BUCKET, LABELS, Rig, invoke, rig, use
-
-__all__ = ["rig"]  # the moto fixture of tests/lambdarig.py
+from tests.lambdarig import BUCKET, LABELS, Rig, invoke, use
 
 # Generous: one object costs a HEAD, one or two GETs and at most two decodes here (~0.05 s).
 SECONDS_PER_OBJECT = 5.0

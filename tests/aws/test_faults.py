@@ -23,17 +23,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
-from tests.test_cli import JVM_CHATTER, write_photos
-from tests.test_lambda_ingest import (
-    BUCKET,
-    LABELS,
-    TABLE,
-    Rig,
-    invoke,
-    rig,
-    stubbed_rekognition,
-    use,
-)
 
 from app import build_app
 from imgpipe.aws_clients import RETRY_CONFIG
@@ -44,10 +33,18 @@ from imgpipe.label_cache import LabelCache
 from imgpipe.labelers import LabelerOptions
 from imgpipe.labelers.rekognition import RekognitionLabeler
 from imgpipe.store import S3Store
+from tests.clirig import JVM_CHATTER, write_photos
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.lambdarig import (
+    BUCKET,
+    LABELS,
+    TABLE,
+    Rig,
+    invoke,
+    stubbed_rekognition,
+    use,
+)
 from tests.repo import CONTEXT, REPO_ROOT
-
-__all__ = ["rig"]  # the moto fixture, shared with tests/test_lambda_ingest.py
 
 MAX_RECEIVE_COUNT = 3
 

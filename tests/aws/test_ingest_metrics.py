@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.lambdarig import Rig, invoke, rig, stubbed_rekognition, use
-
-__all__ = ["rig"]
+from tests.lambdarig import Rig, invoke, stubbed_rekognition, use
 
 # Spelled here independently of imgpipe.deployment: what an operator would type in CloudWatch.
 NAMESPACE = "imgpipe"

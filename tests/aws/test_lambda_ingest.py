@@ -31,18 +31,15 @@ from tests.lambdarig import (
     BUCKET,
     LABELS,
     TABLE,
-    Counting,
     Rig,
     S3WithCrc64,
     invoke,
     moto_rekognition,
-    rig,
     stubbed_rekognition,
     use,
 )
 
 # The rig's names stay importable from here for the modules that took them from this one.
-__all__ = ["BUCKET", "LABELS", "TABLE", "Counting", "Rig", "invoke", "rig", "use"]
 
 
 def big_photo(seed: int = 1) -> bytes:

@@ -19,14 +19,14 @@ import boto3
 import pytest
 from moto import mock_aws
 from PIL import Image
-from tests.test_aws_ops import FAILS, SUCCEEDS
-from tests.test_lambda_ingest import invoke
 
 from imgpipe import aws_check, aws_clients, aws_ops
 from imgpipe.cli import main
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.lambdarig import invoke
+from tests.statemachines import FAILS, SUCCEEDS
 
 BUCKET = "imgpipe-ops-bucket"  # the bucket SUCCEEDS names in its report_uri
 TABLE = "imgpipe-label-cache"

@@ -16,17 +16,17 @@ import pytest
 pytest.importorskip("aws_cdk")
 
 from aws_cdk.assertions import Template
-from tests.test_stack_orchestration import (
-    data_bucket_id,
-    parse_states_array,
-    state_machine_definition,
-)
 
 from imgpipe.config import PipelineConfig
 from imgpipe.ingest import Ingester, IngestItem
 from imgpipe.labelers import NoLabeler
 from imgpipe.store import LocalStore
 from spark_jobs import analyze, process, report
+from tests.cfntemplate import (
+    data_bucket_id,
+    parse_states_array,
+    state_machine_definition,
+)
 from tests.imagefactory import jpeg_bytes, photo_like
 
 if TYPE_CHECKING:

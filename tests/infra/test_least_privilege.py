@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from app import build_app
+from tests.cfntemplate import render
 from tests.repo import CONTEXT
 
 # Actions that AWS lets a policy grant only on "*" (no resource-level permissions), each
@@ -53,23 +54,6 @@ class Statement:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     raw: dict[str, Any]
-
-
-def render(value: Any) -> str:
-    """A CloudFormation value as readable text: ``${Logical.Attr}`` for references."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        (function, argument), *_ = value.items()
-        if function == "Fn::Join":
-            return str(argument[0]).join(render(part) for part in argument[1])
-        if function == "Fn::GetAtt":
-            return "${" + ".".join(argument) + "}"
-        if function == "Ref":
-            return "${" + argument + "}"
-        if function == "Fn::Sub":
-            return render(argument if isinstance(argument, str) else argument[0])
-    return json.dumps(value)
 
 
 def as_tuple(value: Any) -> tuple[str, ...]:

@@ -20,15 +20,15 @@ pytest.importorskip("aws_cdk")
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
-from tests.test_checkov import findings as checkov_findings
-from tests.test_checkov import run_checkov
-from tests.test_compliance import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
-from tests.test_compliance import findings as nag_findings
 
 import stacks.imgpipe_stack
 import stacks.nag_gate
 from app import build_app
 from stacks.settings import DeploySettings
+from tests.checkovrig import findings as checkov_findings
+from tests.checkovrig import run_checkov
+from tests.nagrig import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
+from tests.nagrig import findings as nag_findings
 
 REPOSITORY = "octo-org/imgpipe"
 EXISTING_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -11,11 +10,12 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
-from aws_cdk import CfnElement, Stack
+from aws_cdk import Stack
 from aws_cdk.assertions import Capture, Match, Template
 
 from app import build_app
 from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER
+from tests.cfntemplate import as_list, logical_id, render, role_statements
 from tests.repo import CONTEXT
 
 # Values unlike the defaults, so each assertion shows the setting reached the resource.
@@ -40,48 +40,6 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def template(stack: Stack) -> Template:
     return Template.from_stack(stack)
-
-
-def logical_id(stack: Stack, path: str) -> str:
-    """The logical id of the CloudFormation resource at construct path ``path``."""
-    node = stack
-    for name in path.split("/"):
-        node = node.node.find_child(name)  # type: ignore[assignment]
-    element = node if isinstance(node, CfnElement) else node.node.default_child
-    return stack.get_logical_id(element)  # type: ignore[arg-type]
-
-
-def render(value: Any) -> str:
-    """A resource ARN expression as a readable string (``${Logical.Arn}/ingest/*``)."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(render(part) for part in parts)
-    if "Fn::GetAtt" in value:
-        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
-    if "Ref" in value:
-        return "${" + value["Ref"] + "}"
-    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        return str(value["Fn::Sub"])
-    return json.dumps(value)
-
-
-def role_statements(template: Template, role_id: str) -> list[dict[str, Any]]:
-    """Every statement granted to a role, inline or through attached policies."""
-    statements: list[dict[str, Any]] = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    role = template.find_resources("AWS::IAM::Role")[role_id]
-    for inline in role["Properties"].get("Policies", []):
-        statements += inline["PolicyDocument"]["Statement"]
-    assert not role["Properties"].get("ManagedPolicyArns"), "no managed policies expected"
-    return statements
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 class TestQueue:

@@ -18,18 +18,7 @@ from aws_cdk.assertions import Template
 
 from stacks.acknowledgements import BUCKET_NOTIFICATIONS_HANDLER
 from stacks.settings import DeploySettings
-
-
-def render(value: Any) -> str:
-    """A CloudFormation string expression as text: ``{"Ref": "X"}`` becomes ``${X}``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        return f"${{{value['Ref']}}}"
-    if isinstance(value, dict) and set(value) == {"Fn::Join"}:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(render(part) for part in parts)
-    raise AssertionError(f"unexpected expression for a log group name: {value!r}")
+from tests.cfntemplate import render
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

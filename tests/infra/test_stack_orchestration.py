@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -15,6 +14,12 @@ pytest.importorskip("aws_cdk")
 from aws_cdk.assertions import Match, Template
 
 from app import build_app
+from tests.cfntemplate import (
+    data_bucket_id,
+    parse_items,
+    parse_states_array,
+    state_machine_definition,
+)
 
 JOB_STATES = ("Process", "Analyze", "Report")
 # EMR Serverless's throttling and 5xx errors, as public workflows on the optimized integration
@@ -24,53 +29,6 @@ SERVICE_ERRORS = {
     for prefix in ("EMRServerless", "EmrServerless")
     for error in ("ThrottlingException", "InternalServerException")
 }
-
-
-def _placeholder(value: Any) -> str:
-    """A JSON- and intrinsic-safe stand-in for a CloudFormation expression in the definition."""
-    if "Ref" in value:
-        return f"@Ref:{value['Ref']}@"
-    if "Fn::GetAtt" in value:
-        return f"@GetAtt:{'.'.join(value['Fn::GetAtt'])}@"
-    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        return re.sub(r"\$\{([^}]+)\}", r"@Ref:\1@", value["Fn::Sub"])
-    raise AssertionError(f"unexpected expression in the definition: {value}")
-
-
-def state_machine_definition(template: Mapping[str, Any]) -> dict[str, Any]:
-    """The ASL of the template's one state machine, with Refs/GetAtts as ``@Ref:Id@`` text."""
-    machines = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
-    ]
-    assert len(machines) == 1
-    definition = machines[0]["Properties"]["DefinitionString"]
-    if isinstance(definition, str):
-        return dict(json.loads(definition))
-    separator, parts = definition["Fn::Join"]
-    text = separator.join(p if isinstance(p, str) else _placeholder(p) for p in parts)
-    return dict(json.loads(text))
-
-
-_INTRINSIC_ITEM = re.compile(r"\s*(?:'((?:[^'\\]|\\.)*)'|(\$\$?[\w.]*))\s*(?:,|$)")
-
-
-def parse_states_array(expression: str, context: dict[str, str]) -> list[str]:
-    """Evaluate ``States.Array('lit', $$.Path, ...)``: literals unescaped, paths from context."""
-    match = re.fullmatch(r"States\.Array\((.*)\)", expression, flags=re.DOTALL)
-    assert match, f"not a States.Array expression: {expression}"
-    return [str(value) for value in parse_items(match.group(1), context)]
-
-
-def parse_items(body: str, context: dict[str, Any]) -> list[Any]:
-    """Comma-separated intrinsic arguments: literals unescaped, ``$$`` paths from context."""
-    values, position = [], 0
-    while position < len(body):
-        item = _INTRINSIC_ITEM.match(body, position)
-        assert item and item.end() > position, f"cannot parse {body[position:]!r}"
-        literal, path = item.groups()
-        values.append(re.sub(r"\\(.)", r"\1", literal) if literal is not None else context[path])
-        position = item.end()
-    return values
 
 
 def evaluate_client_token(expression: str, context: dict[str, Any]) -> str:
@@ -101,15 +59,6 @@ def template(imgpipe_template: Template) -> Template:
 @pytest.fixture(scope="module")
 def definition(template: Template) -> dict[str, Any]:
     return state_machine_definition(template.to_json())
-
-
-def data_bucket_id(template: Template) -> str:
-    """The logical id of the data bucket (the one that logs its access)."""
-    buckets = template.find_resources(
-        "AWS::S3::Bucket", {"Properties": {"LoggingConfiguration": Match.any_value()}}
-    )
-    assert len(buckets) == 1
-    return next(iter(buckets))
 
 
 def test_runs_process_then_analyze_then_report_then_returns_the_report(

@@ -16,11 +16,11 @@ pytest.importorskip("aws_cdk")
 
 from aws_cdk import Stack
 from aws_cdk.assertions import Match, Template
-from tests.test_stack_ingest import as_list, logical_id, render, role_statements
 
 from app import build_app
 from imgpipe.jobs import JOBS
 from stacks.processing import Processing
+from tests.cfntemplate import as_list, logical_id, render, role_statements
 from tests.repo import CONTEXT
 
 

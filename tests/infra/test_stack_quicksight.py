@@ -20,15 +20,15 @@ pytest.importorskip("aws_cdk")
 
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
-from tests.test_checkov import findings as checkov_findings
-from tests.test_checkov import run_checkov
-from tests.test_compliance import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
-from tests.test_compliance import findings as nag_findings
 
 import stacks.imgpipe_stack
 from app import build_app
 from stacks.quicksight import labels_sql, quality_sql
 from stacks.settings import DeploySettings
+from tests.checkovrig import findings as checkov_findings
+from tests.checkovrig import run_checkov
+from tests.nagrig import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
+from tests.nagrig import findings as nag_findings
 
 PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:group/default/photo-team"
 # The image table's columns that QuickSight can type, with the type QuickSight gives them;

@@ -13,18 +13,8 @@ import pytest
 
 from imgpipe import cli, runner
 from imgpipe.cli import build_parser, main
-from tests.imagefactory import jpeg_bytes, photo_like
+from tests.clirig import write_photos
 from tests.repo import REPO_ROOT
-
-# Lines the driver JVM prints at start-up, outside log4j (see imgpipe/spark.py).
-JVM_CHATTER = ("WARNING: Using incubator", "Setting default log level", "For SparkR")
-
-
-def write_photos(folder: Path, count: int, width: int = 200, height: int = 160) -> Path:
-    folder.mkdir()
-    for seed in range(count):
-        (folder / f"photo{seed}.jpg").write_bytes(jpeg_bytes(photo_like(width, height, seed)))
-    return folder
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from tests.test_process_job import add_image
 
 from imgpipe.config import PipelineConfig
 from imgpipe.records import metadata_key
 from imgpipe.store import LocalStore
 from spark_jobs.process import INPUTS_MANIFEST, run_process
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.tablefixtures import add_image
 
 pytestmark = pytest.mark.spark
 

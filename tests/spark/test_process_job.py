@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,6 @@ from imgpipe.config import PipelineConfig
 from imgpipe.records import (
     Exif,
     Gps,
-    ImageRecord,
     Instance,
     Label,
     image_record_to_json,
@@ -26,6 +24,7 @@ from imgpipe.records import (
 from imgpipe.store import LocalStore
 from imgpipe.table import image_table_schema
 from spark_jobs.process import main, partition_count, run_process
+from tests.tablefixtures import add_image
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,27 +38,6 @@ def picture(width: int, height: int, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
-
-
-def add_image(store: LocalStore, key: str, data: bytes, **overrides: Any) -> ImageRecord:
-    """Put an ingest object and its metadata record, as the ingest step would."""
-    store.put_bytes(key, data)
-    fields: dict[str, Any] = {
-        "key": key,
-        "size": len(data),
-        "checksum": "sha256:" + hashlib.sha256(data).hexdigest(),
-        "format": "JPEG",
-        "width": 0,
-        "height": 0,
-        "orientation": 1,
-        "creator": "alice",
-        "creator_source": "folder",
-        "ingested_at": "2024-05-01T10:00:00Z",
-        **overrides,
-    }
-    record = ImageRecord(**fields)
-    store.put_bytes(metadata_key(key), image_record_to_json(record))
-    return record
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 from pyspark.sql import SparkSession
-from tests.test_lambda_ingest import (
-    BUCKET,
-    Counting,
-    Rig,
-    invoke,
-    moto_rekognition,
-    rig,
-    use,
-)
 
 from analysis import tables_prefix
 from imgpipe.config import PipelineConfig
@@ -38,8 +29,14 @@ from imgpipe.store import LocalStore, S3Store, Store
 from spark_jobs.analyze import load_quarantine
 from spark_jobs.process import flatten_records, read_records
 from tests.imagefactory import jpeg_bytes, photo_like
-
-__all__ = ["rig"]  # the moto fixture, shared with tests/test_lambda_ingest.py
+from tests.lambdarig import (
+    BUCKET,
+    Counting,
+    Rig,
+    invoke,
+    moto_rekognition,
+    use,
+)
 
 KEY = "ingest/flip.jpg"
 META, QUAR = "metadata/flip.jpg.json", "quarantine/flip.jpg.json"
