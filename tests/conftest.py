@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from tests.lambdarig import Rig
 
-from tests.repo import CONTEXT, corpus_samples, missing_corpus_reason
+from tests.repo import CONTEXT, require_corpus
 
 
 @pytest.fixture
@@ -48,10 +48,7 @@ def rig(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Rig]
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The real-image corpus: ``exif-samples/`` under ``$IMGPIPE_TEST_CORPUS`` (tests/repo.py)."""
-    samples = corpus_samples()
-    if not samples.is_dir():
-        pytest.skip(missing_corpus_reason(samples))
-    return samples
+    return require_corpus()
 
 
 @pytest.fixture(scope="session")

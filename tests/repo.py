@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # cdk.json's context, as ``cdk synth`` reads it; read once, never mutated by a test.
 CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
@@ -38,3 +40,11 @@ def missing_corpus_reason(samples: Path) -> str:
         f"real-image corpus not found at {samples}: set {CORPUS_VARIABLE} to a folder holding "
         "exif-samples/ (a copy of the exif-samples archive) to run these tests"
     )
+
+
+def require_corpus(environ: Mapping[str, str] = os.environ) -> Path:
+    """The corpus's ``exif-samples`` folder; skips the calling test when it is not there."""
+    samples = corpus_samples(environ)
+    if not samples.is_dir():
+        pytest.skip(missing_corpus_reason(samples))
+    return samples
