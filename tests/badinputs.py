@@ -3,7 +3,7 @@
 Every case is ``(name, bytes, expected)``: the file name below ``ingest/``, its content and
 what ingest must make of it — ``ACCEPTED`` or a quarantine reason code — on both paths: the
 local run and the ingest Lambda give every case the same outcome and reason (the Lambda runs
-the local ingest's validation; ``tests/test_bad_input_parity.py`` holds them to it).
+the local ingest's validation; ``tests/aws/test_bad_input_parity.py`` holds them to it).
 Cases that need the file system (symlinks, directories named like images) are made by the
 tests themselves. All bytes are generated here; nothing is downloaded.
 """

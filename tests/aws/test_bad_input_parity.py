@@ -48,7 +48,7 @@ FOLDER, INSIDE = "ingest/fs/album.jpg", "ingest/fs/album.jpg/inside.jpg"
 FOLDER_PHOTO = jpeg_bytes(photo_like(200, 150, 90))
 KEYS = [*(case.key for case in CASES), FOLDER, f"{FOLDER}/", INSIDE]
 
-# The local suite's file-system cases (tests/test_bad_inputs_local.py) that have no S3 form.
+# The local suite's file-system cases (tests/spark/test_bad_inputs_local.py) that have no S3 form.
 # A folder named like an image does have one (a console "folder" key): see its test below.
 EXCLUDED = {
     "symlink": "S3 has no symbolic links: every key holds bytes of its own",

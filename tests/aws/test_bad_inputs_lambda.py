@@ -5,7 +5,7 @@ Each case is uploaded to moto's S3, whose event reaches the handler through SQS 
 bytes) and refuses, with ``InvalidImageFormatException``, anything that is not a whole JPEG
 or PNG; the Lambda's own validation must have quarantined such files before it is called.
 
-Every case has the local run's outcome (``tests/test_bad_input_parity.py`` compares the two
+Every case has the local run's outcome (``tests/aws/test_bad_input_parity.py`` compares the two
 per case). Symlinks and FIFOs do not exist in S3; a console "folder" (a key ending in ``/``)
 is the cloud's directory case.
 """

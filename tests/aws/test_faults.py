@@ -5,7 +5,7 @@ Ctrl-C during a local run.
 
 Every scenario ends with the "nothing lost" invariant (originals fingerprinted before the
 run). The moto rig, handler invocation and client wrappers come from
-``tests/test_lambda_ingest.py``.
+``tests/aws/test_lambda_ingest.py``.
 """
 
 from __future__ import annotations

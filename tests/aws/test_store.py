@@ -2,7 +2,7 @@
 
 Versions are what the process job's "nothing changed" check relies on; HEAD and ranged
 reads are what the cloud ingest reads objects with. Reads of a missing key
-(``get_bytes_or_none``) are also tested in tests/test_superseded_records.py.
+(``get_bytes_or_none``) are also tested in tests/spark/test_superseded_records.py.
 """
 
 from __future__ import annotations

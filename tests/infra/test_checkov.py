@@ -1,4 +1,4 @@
-"""checkov on the synthesized template, next to cdk-nag and cfn-lint (tests/test_compliance.py).
+"""checkov on the synthesized template, next to cdk-nag and cfn-lint (test_compliance.py).
 
 No failed check; every skipped one is kept on purpose in ``stacks/checkov_skips.py`` with its
 reason, and every skip there still matches a real finding. checkov pins old ``boto3``,

@@ -300,6 +300,6 @@ class TestDataProtection:
     ) -> None:
         for logical_id, function in of_type(template, "AWS::Lambda::Function").items():
             if logical_id.startswith("BucketNotificationsHandler"):
-                continue  # CDK's helper: its own log group, see tests/test_stack_log_groups.py
+                continue  # CDK's helper: its own log group, see test_stack_log_groups.py
             group = function["Properties"]["LoggingConfig"]["LogGroup"]
             assert render(group).startswith("${IngestFunctionLogs"), logical_id

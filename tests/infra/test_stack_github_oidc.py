@@ -1,7 +1,7 @@
 """The optional GitHub OIDC roles: absent by default; when on, trusted narrowly, least privilege.
 
 The stack is synthesized once for this module with ``github_repository`` set, and checked with
-cdk-nag, cfn-lint and checkov like the default stack (tests/test_compliance.py, test_checkov.py).
+cdk-nag, cfn-lint and checkov like the default stack (test_compliance.py, test_checkov.py).
 """
 
 from __future__ import annotations
