@@ -3,8 +3,9 @@
     python benchmarks/bench_process.py [--images N] [--repeat R] [--scale] [--scale-max N]
 
 Builds N 12 MP JPEGs (q90, EXIF orientation 6 on every third) from upscaled crops of the large
-photos in ../shared/corpus/exif-samples/jpg/{mobile,hdr,tests}, or synthetic photo-like images
-when the corpus is absent, then measures in one run, each on 2 processes:
+photos in $IMGPIPE_TEST_CORPUS/exif-samples/jpg/{mobile,hdr,tests} (default ../shared/corpus),
+or synthetic photo-like images when the corpus is absent, then measures in one run, each on 2
+processes:
 
 - seed: PIL full decode -> exif_transpose -> LANCZOS thumbnail 512 -> JPEG save;
 - floor: PIL draft to 1/8 + load (entropy decode alone, no resize, no encode);
@@ -42,7 +43,9 @@ sys.path.insert(0, str(REPO))
 from imgpipe.config import PipelineConfig  # noqa: E402
 from imgpipe.imaging import process_image  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples" / "jpg"
+# The folder holding exif-samples/, as for the tests (tests/repo.py): relative to the repository.
+CORPUS_ROOT = REPO / os.path.expanduser(os.environ.get("IMGPIPE_TEST_CORPUS") or "../shared/corpus")
+CORPUS = CORPUS_ROOT.resolve() / "exif-samples" / "jpg"
 PHOTO_SIZE = (4000, 3000)  # 12 MP
 SMALL_SIZE = (640, 480)
 CORES = 2

@@ -36,7 +36,7 @@ class StorageCall:
     """One S3 request that Spark's own file system (EMRFS) makes in the job's bucket.
 
     The jobs' own reads and writes go through :class:`imgpipe.store.S3Store` and are recorded
-    by the access rehearsal (``tests/test_access_rehearsal.py``); what Spark lists, reads,
+    by the access rehearsal (``tests/infra/test_access_rehearsal.py``); what Spark lists, reads,
     writes, renames and probes cannot be recorded without a real EMR, so it is declared here,
     next to the arguments, and the rehearsal checks the job role allows it.
 
