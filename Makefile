@@ -50,6 +50,7 @@ notebook: $(VENV)/.installed-notebook
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=pedantic .github/workflows
 

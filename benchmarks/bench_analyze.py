@@ -14,9 +14,9 @@ import os
 import time
 from pathlib import Path
 
+from analysis.analyze import ANALYSES, run_analyze
 from imgpipe.config import PipelineConfig
 from imgpipe.spark import local_session
-from spark_jobs.analyze import ANALYSES, run_analyze
 
 
 def main() -> int:

@@ -3,13 +3,14 @@
     python benchmarks/bench_process.py [--images N] [--repeat R] [--scale] [--scale-max N]
 
 Builds N 12 MP JPEGs (q90, EXIF orientation 6 on every third) from upscaled crops of the large
-photos in ../shared/corpus/exif-samples/jpg/{mobile,hdr,tests}, or synthetic photo-like images
-when the corpus is absent, then measures in one run, each on 2 processes:
+photos in $IMGPIPE_TEST_CORPUS/exif-samples/jpg/{mobile,hdr,tests} (default ../shared/corpus),
+or synthetic photo-like images when the corpus is absent, then measures in one run, each on 2
+processes:
 
 - seed: PIL full decode -> exif_transpose -> LANCZOS thumbnail 512 -> JPEG save;
 - floor: PIL draft to 1/8 + load (entropy decode alone, no resize, no encode);
 - kernel: ``imgpipe.imaging.process_image`` (thumbnail + features);
-- spark: ``spark_jobs.process.run_process`` through ``local_session(cores="2")``, JVM warm,
+- spark: ``imgpipe.process.stage.run_process`` through ``local_session(cores="2")``, JVM warm,
   timing run_process only (records read, decode, thumbnails written, both tables written);
 
 then the ratios and the peak RSS of the Spark process tree (driver JVM + Python workers).
@@ -35,14 +36,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-# Run as a script from a checkout: make the repository's imgpipe and spark_jobs importable.
+# Run as a script from a checkout: make the repository's packages importable.
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from imgpipe.config import PipelineConfig  # noqa: E402
 from imgpipe.imaging import process_image  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples" / "jpg"
+# The folder holding exif-samples/, as for the tests (tests/repo.py): relative to the repository.
+CORPUS_ROOT = REPO / os.path.expanduser(os.environ.get("IMGPIPE_TEST_CORPUS") or "../shared/corpus")
+CORPUS = CORPUS_ROOT.resolve() / "exif-samples" / "jpg"
 PHOTO_SIZE = (4000, 3000)  # 12 MP
 SMALL_SIZE = (640, 480)
 CORES = 2
@@ -269,7 +272,7 @@ def spark_run(
     """
     import shutil
 
-    from spark_jobs.process import run_process
+    from imgpipe.process.stage import run_process
 
     root = build_root(tmp / name, photos)
     peak = PeakRss()

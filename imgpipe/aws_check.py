@@ -14,7 +14,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,6 +41,13 @@ from imgpipe.records import (
 )
 from imgpipe.s3_events import encode_metadata_text
 from imgpipe.store import S3Store
+
+if TYPE_CHECKING:  # the stubs are a dev dependency
+    from boto3.session import Session
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_stepfunctions import SFNClient
 
 CHECK_PREFIX = f"{INGEST_PREFIX}{CHECK_FOLDER}"
 # The only prefixes a delete may touch: the sample's and its two possible records'.
@@ -119,7 +126,7 @@ def require_check_key(key: str) -> None:
         raise ValueError(f"refusing to delete {key!r}: not under {', '.join(DELETABLE_PREFIXES)}")
 
 
-def upload_sample(s3: Any, bucket: str, key: str, data: bytes) -> None:
+def upload_sample(s3: S3Client, bucket: str, key: str, data: bytes) -> None:
     """Put the sample as ``imgpipe aws upload`` would (the caller's client has UPLOAD_CONFIG)."""
     metadata = {
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -129,7 +136,7 @@ def upload_sample(s3: Any, bucket: str, key: str, data: bytes) -> None:
 
 
 def wait_for_record(
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     key: str,
     timeout: float,
@@ -150,11 +157,14 @@ def wait_for_record(
         sleep(min(POLL_SECONDS, left))
 
 
-def queue_depth(sqs: Any, queue_url: str | None) -> tuple[str, str]:
+def queue_depth(sqs: SQSClient, queue_url: str | None) -> tuple[str, str]:
     """Messages waiting and in flight ("?" when the queue is unknown or unreadable)."""
     if queue_url is None:
         return "?", "?"
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names: list[QueueAttributeNameType] = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+    ]
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)
     except (ClientError, BotoCoreError):
@@ -163,7 +173,7 @@ def queue_depth(sqs: Any, queue_url: str | None) -> tuple[str, str]:
     return values.get(names[0], "?"), values.get(names[1], "?")
 
 
-def no_record_message(sqs: Any, stack: StackOutputs, key: str, timeout: float) -> str:
+def no_record_message(sqs: SQSClient, stack: StackOutputs, key: str, timeout: float) -> str:
     """One line naming what to look at when the sample got no record in time."""
     waiting, in_flight = queue_depth(sqs, stack.ingest_queue_url)
     dead, _ = queue_depth(sqs, stack.dead_letter_queue_url)
@@ -176,7 +186,7 @@ def no_record_message(sqs: Any, stack: StackOutputs, key: str, timeout: float) -
     )
 
 
-def remove_check_objects(s3: Any, bucket: str, sample_key: str) -> list[str]:
+def remove_check_objects(s3: S3Client, bucket: str, sample_key: str) -> list[str]:
     """Delete this check's sample and whichever of its records exist; the keys deleted."""
     store = S3Store(bucket, s3)
     records = [k for k in (metadata_key(sample_key), quarantine_key(sample_key)) if store.exists(k)]
@@ -189,9 +199,9 @@ def remove_check_objects(s3: Any, bucket: str, sample_key: str) -> list[str]:
 
 
 def run_check(
-    s3: Any,
-    sqs: Any,
-    sfn: Any,
+    s3: S3Client,
+    sqs: SQSClient,
+    sfn: SFNClient,
     stack: StackOutputs,
     timeout: float,
     progress: ProgressReporter,
@@ -223,9 +233,9 @@ def run_check(
 
 
 def _follow(
-    s3: Any,
-    sqs: Any,
-    sfn: Any,
+    s3: S3Client,
+    sqs: SQSClient,
+    sfn: SFNClient,
     stack: StackOutputs,
     key: str,
     timeout: float,
@@ -256,7 +266,7 @@ def _follow(
     return f"s3://{stack.bucket}/{report_key}"
 
 
-def _remove_after_failure(s3: Any, bucket: str, key: str, progress: ProgressReporter) -> None:
+def _remove_after_failure(s3: S3Client, bucket: str, key: str, progress: ProgressReporter) -> None:
     """Clean up after a failed check without hiding why it failed."""
     try:
         remove_check_objects(s3, bucket, key)
@@ -264,7 +274,7 @@ def _remove_after_failure(s3: Any, bucket: str, key: str, progress: ProgressRepo
         progress.info(f"check: could not remove s3://{bucket}/{key} ({exc}): delete it yourself")
 
 
-def main(session: Any, stack: StackOutputs, timeout: float, progress: ProgressReporter) -> int:
+def main(session: Session, stack: StackOutputs, timeout: float, progress: ProgressReporter) -> int:
     """``imgpipe aws check``: the report URI to stdout; the exit status."""
     from imgpipe.aws_clients import RETRY_CONFIG
     from imgpipe.aws_ops import UPLOAD_CONFIG

@@ -14,11 +14,11 @@ import mimetypes
 import posixpath
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import boto3
@@ -39,6 +39,12 @@ from imgpipe.progress import ProgressReporter
 from imgpipe.records import INGEST_PREFIX, REPORTS_PREFIX, THUMBNAILS_PREFIX, new_run_id
 from imgpipe.s3_events import encode_metadata_text
 from imgpipe.store import LocalStore, S3Store
+
+if TYPE_CHECKING:  # the stubs are a dev dependency
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 DEFAULT_STACK = "Imgpipe"
 POLL_SECONDS = 5.0
@@ -98,7 +104,7 @@ def aws_errors(stack: str) -> Iterator[None]:
         raise OpsError(f"AWS request failed: {exc}") from exc
 
 
-def stack_outputs(cloudformation: Any, stack: str = DEFAULT_STACK) -> StackOutputs:
+def stack_outputs(cloudformation: CloudFormationClient, stack: str = DEFAULT_STACK) -> StackOutputs:
     """Read the bucket and state machine from the stack's outputs."""
     (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
@@ -125,7 +131,7 @@ def sha256_file(path: Path) -> str:
 
 
 def upload_directory(
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     directory: Path,
     creator: str | None = None,
@@ -164,11 +170,11 @@ def upload_directory(
     return UploadSummary(uploaded, skipped, sent)
 
 
-def _same(s3: Any, bucket: str, key: str, metadata: dict[str, str]) -> bool:
+def _same(s3: S3Client, bucket: str, key: str, metadata: dict[str, str]) -> bool:
     return dict(s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})) == metadata
 
 
-def start_run(sfn: Any, state_machine_arn: str) -> tuple[str, str]:
+def start_run(sfn: SFNClient, state_machine_arn: str) -> tuple[str, str]:
     """Start an execution named after a new run id; returns the run id and execution ARN.
 
     The execution input is ``{"run_id": RUN_ID}``: the state machine writes
@@ -193,7 +199,7 @@ def start_run(sfn: Any, state_machine_arn: str) -> tuple[str, str]:
     raise OpsError(f"could not find a free execution name for run {base}")
 
 
-def _execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
+def _execution_exists(sfn: SFNClient, state_machine_arn: str, name: str) -> bool:
     arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
     try:
         sfn.describe_execution(executionArn=arn)
@@ -204,15 +210,15 @@ def _execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
     return True
 
 
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+def _history(sfn: SFNClient, execution_arn: str) -> list[HistoryEventTypeDef]:
     """The execution's events, oldest first."""
-    events: list[dict[str, Any]] = []
+    events: list[HistoryEventTypeDef] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events.extend(page["events"])
     return sorted(events, key=lambda event: int(event["id"]))
 
 
-def current_step(events: list[dict[str, Any]]) -> str | None:
+def current_step(events: Sequence[Mapping[str, Any]]) -> str | None:
     """The state most recently entered, from events oldest first."""
     for event in reversed(events):
         if event["type"].endswith("StateEntered"):
@@ -220,7 +226,7 @@ def current_step(events: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def describe_failure(events: list[dict[str, Any]], status: dict[str, Any]) -> str:
+def describe_failure(events: Sequence[Mapping[str, Any]], status: Mapping[str, Any]) -> str:
     """Which step failed and why, from an execution's events (oldest first).
 
     The step is the state entered before the first failure: a caught error runs on through
@@ -261,7 +267,7 @@ def report_uri_of(output: str | None) -> str | None:
 
 
 def wait_for_run(
-    sfn: Any,
+    sfn: SFNClient,
     execution_arn: str,
     progress: ProgressReporter,
     poll_seconds: float | None = None,
@@ -287,7 +293,7 @@ def wait_for_run(
         sleep(POLL_SECONDS if poll_seconds is None else poll_seconds)
 
 
-def find_report(s3: Any, bucket: str, run_id: str | None = None) -> str:
+def find_report(s3: S3Client, bucket: str, run_id: str | None = None) -> str:
     """The run id of the newest report, or check that ``run_id`` has one."""
     store = S3Store(bucket, s3)
     if run_id is not None:
@@ -304,7 +310,7 @@ def find_report(s3: Any, bucket: str, run_id: str | None = None) -> str:
     return runs[-1]
 
 
-def download_report(s3: Any, bucket: str, run_id: str, target: Path) -> Path:
+def download_report(s3: S3Client, bucket: str, run_id: str, target: Path) -> Path:
     """Copy ``reports/RUN/`` and the thumbnails its page shows into ``target``.
 
     ``target`` is laid out like the bucket, so the page's relative links work offline.

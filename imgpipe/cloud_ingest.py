@@ -4,9 +4,9 @@ The Lambda handler is a thin adapter over :class:`CloudIngester`, which applies 
 runner's logic (:mod:`imgpipe.ingest`: the same record builders, the same reuse rule) to
 objects in S3, with what the cloud changes:
 
-- Reading: the content identity comes from S3's CRC64NVME checksum (``head_object``), so a
-  redelivered event costs a HEAD and no GET; headers and EXIF come from a ranged GET of the
-  first bytes, so most rejections cost no download.
+- Reading: the content identity comes from S3's CRC64NVME checksum (:meth:`S3Store.head`),
+  so a redelivered event costs a HEAD and no GET; headers and EXIF come from a ranged GET of
+  the first bytes, so most rejections cost no download.
 - Validating: an object whose header passes is downloaded and decoded at reduced scale by
   the local ingest's own :func:`~imgpipe.ingest.describe`, so both runs quarantine the same
   files for the same reason. The header alone misses damage past it (a JPEG cut off
@@ -28,9 +28,8 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
 from PIL import Image
 
 from imgpipe.config import PipelineConfig
@@ -53,7 +52,12 @@ from imgpipe.labelers.rekognition import MAX_BYTES as REKOGNITION_MAX_BYTES
 from imgpipe.labelers.rekognition import RekognitionLabeler
 from imgpipe.records import Label, Reason, RejectedImage
 from imgpipe.s3_events import ObjectRef, decode_metadata_text, is_ingest_key, parse_notification
-from imgpipe.store import S3Store
+from imgpipe.store import ObjectChanged, S3Store
+
+if TYPE_CHECKING:  # the stubs are a dev dependency: the Lambda runtime lacks them
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_rekognition import RekognitionClient
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,6 @@ REKOGNITION_S3_MAX_BYTES = 15 * 1024 * 1024
 REKOGNITION_MIN_SIDE, REKOGNITION_MAX_SIDE = 80, 10_000
 # Converted images: longest side and JPEG quality, tried in order until under 5 MB.
 CONVERT_ATTEMPTS = ((4096, 90), (4096, 75), (2048, 85), (1024, 85))
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class IngestFailed(Exception):
@@ -160,7 +163,7 @@ class CloudIngester:
         bucket: str,
         config: PipelineConfig,
         labeler: RekognitionLabeler,
-        s3: Any | None = None,
+        s3: S3Client | None = None,
         cache: LabelCache | None = None,
     ) -> None:
         """Args:
@@ -180,9 +183,9 @@ class CloudIngester:
         cls,
         env: IngestEnvironment,
         *,
-        s3: Any | None = None,
-        rekognition: Any | None = None,
-        dynamodb: Any | None = None,
+        s3: S3Client | None = None,
+        rekognition: RekognitionClient | None = None,
+        dynamodb: DynamoDBClient | None = None,
     ) -> CloudIngester:
         """Wire an ingester from the Lambda's settings; clients may be injected."""
         options = LabelerOptions(env.config.max_labels, env.config.min_confidence)
@@ -267,23 +270,15 @@ class CloudIngester:
         return ObjectResult(key, None, skipped=why)
 
     def _head(self, key: str) -> _Head | None:
-        try:
-            head = self.store.client.head_object(
-                Bucket=self.store.bucket, Key=key, ChecksumMode="ENABLED"
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return None  # deleted since the event; a newer upload has its own event
-            raise
-        crc = head.get("ChecksumCRC64NVME")
-        # A composite (per-part) checksum is not a content identity: copies differ by parts.
-        full_object = head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        head = self.store.head(key)
+        if head is None:
+            return None  # deleted since the event; a newer upload has its own event
         return _Head(
             key=key,
-            size=int(head["ContentLength"]),
-            etag=head["ETag"],
-            creator=decode_metadata_text(head.get("Metadata", {}).get("creator")),
-            digest=f"crc64nvme:{crc}" if crc and full_object else None,
+            size=head.size,
+            etag=head.etag,
+            creator=decode_metadata_text(head.metadata.get("creator")),
+            digest=head.checksum,
         )
 
     def _identity(self, head: _Head) -> tuple[bytes, str | None]:
@@ -298,17 +293,9 @@ class CloudIngester:
     def _read(self, head: _Head, start: int, end: int) -> bytes:
         """Bytes ``start`` up to ``end`` (exclusive) of the version that ``head`` saw."""
         try:
-            response = self.store.client.get_object(
-                Bucket=self.store.bucket,
-                Key=head.key,
-                Range=f"bytes={start}-{end - 1}",
-                IfMatch=head.etag,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise IngestFailed(f"{head.key!r} changed while being read") from exc
-            raise
-        return bytes(response["Body"].read())
+            return self.store.get_range(head.key, start, end, if_match=head.etag)
+        except ObjectChanged as exc:
+            raise IngestFailed(f"{head.key!r} changed while being read") from exc
 
     def _download(self, head: _Head, data: bytes) -> bytes:
         """The whole object, given its first bytes (the rest is read from the same version)."""

@@ -240,7 +240,7 @@ def resolve_creator(
     xmp_creator: str | None,
     ingest_key: str,
 ) -> tuple[str, str]:
-    """Choose the creator by the precedence in DESIGN.md.
+    """Choose the creator: the first clean value in the order README's "Processing steps" gives.
 
     Upload metadata > EXIF Artist > XMP dc:creator > first folder under ``ingest/`` >
     ``"unknown"``.

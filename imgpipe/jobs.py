@@ -2,16 +2,20 @@
 
 The jobs parse their arguments with :func:`job_parser`, and the state machine passes what
 :func:`job_arguments` produces, so the two cannot drift apart (a contract test runs the jobs
-with exactly the arguments in the synthesized state machine).
+with exactly the arguments in the synthesized state machine). :func:`run_job` is the common part
+of the three entry points in ``spark_jobs/``: parse, start the session, run one stage, report.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from imgpipe.config import PipelineConfig, add_config_arguments
+from imgpipe.config import PipelineConfig, add_config_arguments, config_from_namespace
 from imgpipe.records import (
     FEATURES_PREFIX,
     IMAGES_TABLE_PREFIX,
@@ -19,6 +23,12 @@ from imgpipe.records import (
     PROCESSED_PREFIX,
     QUARANTINE_PREFIX,
 )
+from imgpipe.store import open_store
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 @dataclass(frozen=True)
@@ -26,7 +36,7 @@ class StorageCall:
     """One S3 request that Spark's own file system (EMRFS) makes in the job's bucket.
 
     The jobs' own reads and writes go through :class:`imgpipe.store.S3Store` and are recorded
-    by the access rehearsal (``tests/test_access_rehearsal.py``); what Spark lists, reads,
+    by the access rehearsal (``tests/infra/test_access_rehearsal.py``); what Spark lists, reads,
     writes, renames and probes cannot be recorded without a real EMR, so it is declared here,
     next to the arguments, and the rehearsal checks the job role allows it.
 
@@ -146,8 +156,55 @@ def job_parser(name: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_job_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    return job_parser(name).parse_args(argv)
+@dataclass(frozen=True)
+class JobArgs:
+    """A job's parsed and validated arguments."""
+
+    root: str
+    run_id: str | None
+    config: PipelineConfig
+
+    @property
+    def run(self) -> str:
+        """The run id, for the jobs that take one (their parser requires it)."""
+        if self.run_id is None:
+            raise ValueError("this job takes no run id")
+        return self.run_id
+
+
+def parse_job_args(name: str, argv: Sequence[str] | None) -> JobArgs:
+    """Job ``name``'s arguments; an unusable root or config exits with a one-line usage error."""
+    parser = job_parser(name)
+    args = parser.parse_args(argv)
+    try:
+        open_store(args.root)
+        config = config_from_namespace(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return JobArgs(args.root, getattr(args, "run_id", None), config)
+
+
+def run_job(
+    name: str,
+    argv: Sequence[str] | None,
+    stage: Callable[[SparkSession, JobArgs], Mapping[str, Any]],
+) -> int:
+    """Run job ``name`` as an entry point: parse ``argv``, start the session, run ``stage``.
+
+    The stage's result is printed as one JSON line (what the job did, for the driver's log).
+
+    Returns:
+        The exit status: 0 when the stage returned. A stage's exception propagates, so
+        spark-submit reports the job as failed with its traceback.
+    """
+    from imgpipe.spark import job_session
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = parse_job_args(name, argv)
+    spark = job_session(f"imgpipe-{name}")
+    result = stage(spark, args)
+    print(json.dumps(dict(result)))
+    return 0
 
 
 def job_arguments(name: str, root: str, run_id: str | None, config: PipelineConfig) -> list[str]:

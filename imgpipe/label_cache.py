@@ -26,12 +26,15 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgpipe.labelers import LabelerOptions
 from imgpipe.records import Label, label_from_dict
+
+if TYPE_CHECKING:  # the stubs are a dev dependency: the Lambda runtime lacks them
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ class LabelCache:
         self,
         table_name: str,
         options: LabelerOptions,
-        client: Any | None = None,
+        client: DynamoDBClient | None = None,
         ttl_days: int = DEFAULT_TTL_DAYS,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
@@ -102,7 +105,7 @@ class LabelCache:
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> DynamoDBClient:
         if self._client is None:
             import boto3
 

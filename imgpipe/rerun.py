@@ -49,7 +49,8 @@ def last_summary(store: Store) -> dict[str, Any] | None:
 def analysis_fingerprint(store: Store, config: PipelineConfig) -> str:
     """A digest of everything a run's analysis is computed from: records and settings."""
     # The function's current home; it moves with the process stage's shared code.
-    from spark_jobs.process import inputs_fingerprint, processing_settings
+    from imgpipe.process.kernel import processing_settings
+    from imgpipe.process.manifest import inputs_fingerprint
 
     digest = hashlib.sha256(inputs_fingerprint(store, processing_settings(config)).encode())
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
@@ -62,7 +63,8 @@ def reusable_run(
     store: Store, config: PipelineConfig, previous: dict[str, Any] | None, fingerprint: str
 ) -> Reusable | None:
     """The previous run, when nothing it was computed from changed and its tables are whole."""
-    from spark_jobs.process import inputs_fingerprint, processing_settings, unchanged_counts
+    from imgpipe.process.kernel import processing_settings
+    from imgpipe.process.manifest import inputs_fingerprint, unchanged_counts
 
     if previous is None or previous.get("inputs_fingerprint") != fingerprint:
         return None

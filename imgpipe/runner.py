@@ -46,7 +46,10 @@ class NothingToDo(Exception):
 
 @dataclass
 class RunSummary:
-    """The run summary written to ``reports/RUN_ID/summary.json`` (DESIGN.md contract).
+    """The run summary written to ``reports/RUN_ID/summary.json``.
+
+    ``run_id``, the five counts and ``stages`` are what a cloud run's summary holds too (its
+    ``stages`` empty: the cloud's stage timings live in Step Functions).
 
     Each count means one thing: ``inputs = accepted + quarantined``; ``skipped_unchanged`` of
     the inputs were unchanged since the last run (their records reused, not inspected again;
@@ -210,9 +213,9 @@ def analyze_with_spark(
 ) -> None:
     """The process, analyze and report stages in one SparkSession."""
     # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
+    from analysis.analyze import run_analyze
     from analysis.report import build_report
-    from spark_jobs.analyze import run_analyze
-    from spark_jobs.process import run_process
+    from imgpipe.process.stage import run_process
 
     root = store.uri()
     with progress.stage("process"):

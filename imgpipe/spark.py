@@ -1,4 +1,4 @@
-"""The one place a SparkSession is built for local runs and tests."""
+"""The one place a SparkSession is built: for local runs and tests, and for the jobs on EMR."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     """A quiet local-mode SparkSession with Arrow enabled and small shuffles.
 
-    On EMR Serverless the jobs call ``SparkSession.builder.getOrCreate()`` instead and take
-    their settings from the job run's ``sparkSubmitParameters``.
+    On EMR Serverless the jobs use :func:`job_session` instead.
     """
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
@@ -61,6 +60,16 @@ def local_session(app_name: str = "imgpipe", cores: str = "*") -> SparkSession:
     session = SparkSession.builder.config(conf=conf).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def job_session(app_name: str) -> SparkSession:
+    """The session of a job run by spark-submit (EMR Serverless), named ``app_name``.
+
+    Its settings come from the job run's ``sparkSubmitParameters``, not from here.
+    """
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.appName(app_name).getOrCreate()
 
 
 def _launch_quiet_gateway(conf: SparkConf) -> None:

@@ -8,15 +8,74 @@ write goes to a temporary file that is renamed into place; an S3 PUT is atomic b
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:  # the stubs are a dev dependency: the Lambda and EMR runtimes lack them
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, PutObjectRequestTypeDef
 
 # The error codes S3 answers a missing key with (GET: NoSuchKey; HEAD: 404/NotFound).
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# What a local read of a missing key raises: no file, a file where a folder should be, a folder.
+_LOCAL_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def is_missing(exc: BaseException) -> bool:
+    """Whether a store's read failed because there is no object at the key.
+
+    Locally that is an ``OSError`` such as ``FileNotFoundError``; on S3 a 404 error code. S3
+    answers 404 only to a caller with ``s3:ListBucket``, and 403 otherwise: that stays an
+    error, since a missing permission must not read as a missing object.
+    """
+    if isinstance(exc, _LOCAL_MISSING):
+        return True
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _MISSING
+
+
+class ObjectChanged(Exception):
+    """A conditional read found another version of the object than the tag it was given."""
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What storage says about one object without reading its content.
+
+    Attributes:
+        key: The object's key.
+        size: Its length in bytes.
+        etag: A tag that changes whenever the content does (S3's ETag; locally the digest
+            :meth:`Store.list_versions` gives); pass it to ``get_range(if_match=...)``.
+        metadata: User metadata (S3's ``x-amz-meta-*``, names lower-case); local files
+            have none.
+        checksum: A full-object checksum kept by the store (``"crc64nvme:<base64>"``), or
+            ``None`` when there is none: then only hashing the bytes identifies the content.
+    """
+
+    key: str
+    size: int
+    etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    checksum: str | None = None
+
+
+def _check_range(start: int, end: int) -> None:
+    # S3 ignores a malformed Range header and returns the whole object: refuse one here.
+    if not 0 <= start < end:
+        raise ValueError(f"bad byte range {start}..{end}: need 0 <= start < end")
+
+
+def _content_tag(fh: io.BufferedReader) -> str:
+    """A digest of an open file's content: the local store's version tag."""
+    return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 def _umask() -> int:
@@ -52,6 +111,19 @@ class Store(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def head(self, key: str) -> ObjectHead | None:
+        """Size, version tag, user metadata and stored checksum of ``key``; ``None`` if absent."""
+        ...
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        """Bytes ``start`` up to ``end`` (exclusive; fewer at the end of the object).
+
+        Raises:
+            ObjectChanged: ``if_match`` is not the object's current tag (:attr:`ObjectHead.etag`).
+            ValueError: The range is empty or negative.
+        """
+        ...
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix``, in sorted order."""
         ...
@@ -81,7 +153,7 @@ class LocalStore:
     def get_bytes_or_none(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except _LOCAL_MISSING:
             return None
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
@@ -102,6 +174,24 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def head(self, key: str) -> ObjectHead | None:
+        """Size and content digest (the file is read to hash it: there is no stored checksum)."""
+        try:
+            with self.path(key).open("rb") as fh:
+                return ObjectHead(key, os.fstat(fh.fileno()).st_size, _content_tag(fh))
+        except _LOCAL_MISSING:
+            return None
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        _check_range(start, end)
+        # Writes replace the file, never change it in place: the one open file is one
+        # version, so the tag checked and the bytes read belong together.
+        with self.path(key).open("rb") as fh:
+            if if_match is not None and _content_tag(fh) != if_match:
+                raise ObjectChanged(f"{key!r} changed: its tag is no longer {if_match}")
+            fh.seek(start)
+            return fh.read(end - start)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self.path(prefix.rstrip("/")) if prefix else self.root
         if not base.is_dir():
@@ -116,18 +206,19 @@ class LocalStore:
     def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
         """Keys with a digest of their content (records are small: reading them is cheap)."""
         for key in self.list_keys(prefix):
-            yield key, hashlib.blake2b(self.path(key).read_bytes(), digest_size=16).hexdigest()
+            with self.path(key).open("rb") as fh:
+                yield key, _content_tag(fh)
 
 
 class S3Store:
     """An S3 bucket. The client is injected (or created lazily) so moto can start first."""
 
-    def __init__(self, bucket: str, client: Any | None = None) -> None:
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         if self._client is None:
             from imgpipe.aws_clients import s3_client
 
@@ -147,14 +238,16 @@ class S3Store:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_missing(exc):
                 return None
             raise
         return bytes(response["Body"].read())
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else {}
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": key, "Body": data}
+        if content_type:
+            request["ContentType"] = content_type
+        self.client.put_object(**request)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -162,10 +255,57 @@ class S3Store:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_missing(exc):
                 return False
             raise
         return True
+
+    def head(self, key: str) -> ObjectHead | None:
+        """One HEAD, asking for checksums (of a KMS-encrypted object that needs kms:Decrypt).
+
+        S3 gives objects uploaded without a checksum a full-object CRC64NVME; a composite
+        (per-part) checksum is no content identity, since copies differ by their parts.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        crc = response.get("ChecksumCRC64NVME")
+        full_object = response.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        return ObjectHead(
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=response["ETag"],
+            metadata=dict(response.get("Metadata", {})),
+            checksum=f"crc64nvme:{crc}" if crc and full_object else None,
+        )
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        """One ranged GET, conditional on the ETag (``If-Match``) when ``if_match`` is given."""
+        from botocore.exceptions import ClientError
+
+        _check_range(start, end)
+        request: GetObjectRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{end - 1}",
+        }
+        if if_match is not None:
+            request["IfMatch"] = if_match
+        try:
+            response = self.client.get_object(**request)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "PreconditionFailed":
+                raise ObjectChanged(f"{key!r} changed: its tag is no longer {if_match}") from exc
+            if code == "InvalidRange":  # starts at or past the end: nothing there to read
+                return b""
+            raise
+        return bytes(response["Body"].read())
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")

@@ -1,204 +1,31 @@
-"""The analyze job: SparkSQL over ``processed/images`` and the quarantine records.
+"""EMR Serverless entry point of the analyze stage (:func:`analysis.analyze.run_analyze`).
 
-Each analysis is one named SparkSQL query, ``spark_jobs/sql/NAME.sql`` (see :data:`ANALYSES`),
-over two temp views, ``images`` (the Parquet image table) and ``quarantine`` (the quarantine
-JSON records), plus the helper views in :data:`VIEWS`. Queries take named parameters
-(``:top_n``...) from :func:`query_parameters`. The results are small: each is collected to
-pandas and written through the :class:`~imgpipe.store.Store` as
-``reports/RUN_ID/tables/NAME.csv`` and ``NAME.parquet``.
-
-Run on EMR Serverless as ``analyze.py --root s3://BUCKET --run-id RUN_ID [--top-n 20 ...]``.
+Run as ``analyze.py --root s3://BUCKET --run-id RUN_ID [--top-n 20 ...]``; prints each result
+table's row count as JSON.
 """
 
 from __future__ import annotations
 
-import io
-import logging
-import sys
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from analysis import tables_prefix
-from imgpipe.config import PipelineConfig, config_from_namespace
-from imgpipe.jobs import parse_job_args
-from imgpipe.records import IMAGES_TABLE_PREFIX, QUARANTINE_PREFIX
-from imgpipe.store import Store, open_store
-from imgpipe.table import image_table_schema, quarantine_schema
+from analysis.analyze import run_analyze
+from imgpipe.jobs import JobArgs, run_job
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
-
-log = logging.getLogger(__name__)
-
-# Helper views, registered in this order before the analyses run.
-VIEWS = ("image_labels",)
-# The analyses, in report order; each names its query file and its result table.
-ANALYSES = (
-    "overview",
-    "top_labels",
-    "label_parents",
-    "label_categories",
-    "label_pairs",
-    "creators",
-    "images_over_time",
-    "cameras",
-    "formats",
-    "megapixels",
-    "sharpness",
-    "brightness",
-    "quality",
-    "exact_duplicates",
-    "near_duplicates",
-    "quarantine_reasons",
-    "quarantine_list",
-    "gallery",
-)
-
-# Quality thresholds. Sharpness is the variance of the Laplacian: below ~100 a photo looks
-# soft at full size (the usual rule of thumb for this measure). Brightness is mean luma 0-255.
-BLURRY_SHARPNESS_BELOW = 100.0
-DARK_BRIGHTNESS_BELOW = 40.0
-OVEREXPOSED_BRIGHTNESS_ABOVE = 215.0
-# Analyses submitted to Spark at once.
-CONCURRENT_QUERIES = 4
+    from pyspark.sql import SparkSession
 
 
-def query_parameters(config: PipelineConfig) -> dict[str, Any]:
-    """The named parameters (``:name``) the queries use, from the config and the thresholds."""
-    return {
-        "top_n": config.top_n,
-        "max_distance": config.near_duplicate_distance,
-        "blurry_below": BLURRY_SHARPNESS_BELOW,
-        "dark_below": DARK_BRIGHTNESS_BELOW,
-        "overexposed_above": OVEREXPOSED_BRIGHTNESS_ABOVE,
-    }
-
-
-@cache
-def query_text(name: str) -> str:
-    """The SQL text of a view or analysis (``spark_jobs/sql/NAME.sql``, shipped as package data)."""
-    return files("spark_jobs").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _has_objects(store: Store, prefix: str) -> bool:
-    return next(iter(store.list_keys(prefix)), None) is not None
-
-
-def load_images(spark: SparkSession, store: Store) -> DataFrame:
-    """The image table with its explicit schema; empty when nothing was processed yet."""
-    schema = image_table_schema()
-    if not _has_objects(store, IMAGES_TABLE_PREFIX):
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).parquet(store.uri(IMAGES_TABLE_PREFIX))
-
-
-def load_quarantine(spark: SparkSession, store: Store) -> DataFrame:
-    """The quarantine records (pretty-printed JSON, nested folders); empty when there are none.
-
-    A superseded marker (left where an overwritten object was accepted after all) has no
-    ``reason``, which every quarantine record has: those rows are no record and are dropped.
-    """
-    schema = quarantine_schema()
-    if not _has_objects(store, QUARANTINE_PREFIX):
-        return spark.createDataFrame([], schema)
-    return (
-        spark.read.schema(schema)
-        .option("multiLine", True)
-        .option("recursiveFileLookup", True)
-        .option("pathGlobFilter", "*.json")
-        .json(store.uri(QUARANTINE_PREFIX))
-        .where("reason IS NOT NULL")
-    )
-
-
-def register_views(spark: SparkSession, images: DataFrame, quarantine: DataFrame) -> None:
-    """Register ``images``, ``quarantine`` and the helper views the queries read."""
-    images.createOrReplaceTempView("images")
-    quarantine.createOrReplaceTempView("quarantine")
-    for name in VIEWS:
-        spark.sql(query_text(name)).createOrReplaceTempView(name)
-    # Every analysis reads these views: cache them (lazily, on first use) so the files are
-    # listed and parsed once per run, not once per query.
-    for name in ("images", "quarantine", *VIEWS):
-        spark.catalog.cacheTable(name)
-
-
-def run_query(spark: SparkSession, name: str, params: Mapping[str, Any]) -> DataFrame:
-    """One named analysis as a DataFrame (the views must be registered)."""
-    return spark.sql(query_text(name), args=dict(params))
-
-
-def table_bytes(frame: pd.DataFrame) -> tuple[bytes, bytes]:
-    """A result table as CSV and Parquet bytes, built in memory for the store."""
-    csv = frame.to_csv(index=False).encode("utf-8")
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
-    return csv, sink.getvalue()
-
-
-def write_tables(store: Store, run_id: str, tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Write each table as ``reports/RUN_ID/tables/NAME.{csv,parquet}``; return the keys."""
-    prefix = tables_prefix(run_id)
-    keys: list[str] = []
-    for name, frame in tables.items():
-        csv, parquet = table_bytes(frame)
-        store.put_bytes(f"{prefix}{name}.csv", csv, "text/csv; charset=utf-8")
-        store.put_bytes(f"{prefix}{name}.parquet", parquet, "application/vnd.apache.parquet")
-        keys += [f"{prefix}{name}.csv", f"{prefix}{name}.parquet"]
-    return keys
-
-
-def run_analyze(
-    spark: SparkSession, root: str, run_id: str, config: PipelineConfig
-) -> dict[str, pd.DataFrame]:
-    """Run every analysis over the bucket (or local directory) at ``root`` and write the tables.
-
-    Args:
-        spark: The session to run the queries in.
-        root: The store root: ``s3://BUCKET``, ``file:///path`` or a local path.
-        run_id: The run whose ``reports/RUN_ID/tables/`` receives the results.
-        config: Supplies ``top_n`` and ``near_duplicate_distance``.
-
-    Returns:
-        The result tables by analysis name, as pandas DataFrames.
-    """
-    tables_prefix(run_id)  # reject a bad run id before any Spark work
-    store = open_store(root)
-    register_views(spark, load_images(spark, store), load_quarantine(spark, store))
-    params = query_parameters(config)
-    try:
-        # The queries are small and independent: submitted together, Spark's scheduler fills
-        # the cores with one query's tasks while another waits on its own job's overhead.
-        with ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES) as pool:
-            frames = pool.map(lambda name: run_query(spark, name, params).toPandas(), ANALYSES)
-            tables = dict(zip(ANALYSES, frames, strict=True))
-    finally:
-        for name in ("images", "quarantine", *VIEWS):
-            spark.catalog.uncacheTable(name)
-    write_tables(store, run_id, tables)
-    return tables
+def analyze(spark: SparkSession, args: JobArgs) -> dict[str, int]:
+    """Each result table's row count."""
+    tables = run_analyze(spark, args.root, args.run, args.config)
+    return {name: len(frame) for name, frame in tables.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``spark-submit`` / EMR Serverless; returns the exit code."""
-    from pyspark.sql import SparkSession
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_job_args("analyze", argv)
-    config = config_from_namespace(args)
-    spark = SparkSession.builder.appName("imgpipe-analyze").getOrCreate()
-    tables = run_analyze(spark, args.root, args.run_id, config)
-    for name, frame in tables.items():
-        log.info("%s: %d rows", name, len(frame))
-    return 0
+    """Parse the job's arguments, run the stage, return the exit status."""
+    return run_job("analyze", argv, analyze)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -40,7 +40,8 @@ from stacks.settings import DeploySettings
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_ROOT / "build"
 
-# Packages in the Spark jobs' --py-files zip; entry points import all three.
+# Packages in the Spark jobs' --py-files zip: the entry points (each also an asset of its own)
+# and the library and analysis they import.
 CODE_PACKAGES = ("imgpipe", "spark_jobs", "analysis")
 # What the ingest Lambda imports: its adapter and the shared library.
 LAMBDA_PACKAGES = ("lambda_src", "imgpipe")
@@ -104,7 +105,7 @@ def source_digest(packages: Sequence[str], *extra: str, root: Path = PROJECT_ROO
 
 
 def build_code_zip(out_dir: Path = BUILD_DIR / "code", root: Path = PROJECT_ROOT) -> Path:
-    """Zip ``imgpipe/``, ``spark_jobs/`` and ``analysis/`` (with their SQL and templates).
+    """Zip ``imgpipe/``, ``spark_jobs/`` and ``analysis/`` (with the SQL and templates).
 
     Entries are sorted and carry a fixed timestamp, so equal code gives equal bytes.
     """

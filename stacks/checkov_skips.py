@@ -2,7 +2,7 @@
 
 The checkov counterpart of :mod:`stacks.acknowledgements` (cdk-nag): one table, applied from
 one place as ``Metadata.checkov.skip`` on the CloudFormation resource, which checkov reads
-and reports as a skipped check with this comment. ``tests/test_checkov.py`` fails on any
+and reports as a skipped check with this comment. ``tests/infra/test_checkov.py`` fails on any
 unskipped finding and on any skip that no longer matches a finding.
 """
 

@@ -1,6 +1,6 @@
 """The CDK app behind CI's synth: the same app as ``app.py``, refused on a cdk-nag finding.
 
-``app.py`` applies no rule pack (cdk-nag runs in ``tests/test_compliance.py``), so a plain
+``app.py`` applies no rule pack (cdk-nag runs in ``tests/infra/test_compliance.py``), so a plain
 ``cdk synth`` would pass with a new finding. CI synthesizes through this module instead
 (``cdk synth --app "python -m stacks.nag_gate"``): every unacknowledged AwsSolutions or
 Serverless finding is printed and the synth exits non-zero before writing ``cdk.out``.

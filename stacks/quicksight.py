@@ -17,13 +17,13 @@ from aws_cdk import aws_quicksight as quicksight
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from imgpipe.records import IMAGES_TABLE_PREFIX
-from imgpipe.table import image_table_schema, label_type
-from spark_jobs.analyze import (
+from analysis.analyze import (
     BLURRY_SHARPNESS_BELOW,
     DARK_BRIGHTNESS_BELOW,
     OVEREXPOSED_BRIGHTNESS_ABOVE,
 )
+from imgpipe.records import IMAGES_TABLE_PREFIX
+from imgpipe.table import image_table_schema, label_type
 from stacks.catalog import IMAGES_TABLE, Catalog
 from stacks.quicksight_dashboard import dashboard_definition
 from stacks.settings import DeploySettings

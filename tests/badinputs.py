@@ -3,7 +3,7 @@
 Every case is ``(name, bytes, expected)``: the file name below ``ingest/``, its content and
 what ingest must make of it — ``ACCEPTED`` or a quarantine reason code — on both paths: the
 local run and the ingest Lambda give every case the same outcome and reason (the Lambda runs
-the local ingest's validation; ``tests/test_bad_input_parity.py`` holds them to it).
+the local ingest's validation; ``tests/aws/test_bad_input_parity.py`` holds them to it).
 Cases that need the file system (symlinks, directories named like images) are made by the
 tests themselves. All bytes are generated here; nothing is downloaded.
 """
@@ -15,7 +15,6 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from PIL import Image
 from imgpipe.records import metadata_key, quarantine_key
 from imgpipe.store import Store
 from tests.imagefactory import jpeg_bytes, photo_like, png_bytes
+from tests.repo import corpus_samples
 
 # Pillow warns as it skips the damaged EXIF of the exif/ cases while decoding them; those files
 # are accepted by design, so the tests that ingest them expect exactly these warnings.
@@ -33,7 +33,7 @@ BROKEN_EXIF_WARNINGS = pytest.mark.filterwarnings(
 )
 
 ACCEPTED = "accepted"
-CORPUS_JPG = Path(__file__).resolve().parent.parent.parent / "shared/corpus/exif-samples/jpg"
+CORPUS_JPG = corpus_samples() / "jpg"  # $IMGPIPE_TEST_CORPUS, see tests/repo.py
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ CORPUS_EXPECTED: dict[str, str] = {
 
 
 def corpus_cases(expected: dict[str, str] | None = None) -> list[BadInput]:
-    """The corpus's broken files as cases (empty when the corpus is not beside the repo)."""
+    """The corpus's broken files as cases (empty when the corpus is not found)."""
     table = CORPUS_EXPECTED if expected is None else expected
     cases = []
     for relative, outcome in sorted(table.items()):

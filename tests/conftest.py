@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
     from pyspark.sql import SparkSession
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "exif-samples"
+    from tests.lambdarig import Rig
+
+from tests.repo import CONTEXT, require_corpus
 
 
 @pytest.fixture
@@ -30,12 +31,24 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@pytest.fixture
+def rig(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Rig]:
+    """The moto rig of tests/lambdarig.py, with the handler's environment set for the test.
+
+    Here, not in tests/aws/, because Spark tests (superseded records) drive the handler too.
+    """
+    from tests.lambdarig import HANDLER_ENVIRONMENT, moto_rig
+
+    for name, value in HANDLER_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    with moto_rig() as made:
+        yield made
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    """The real-image corpus beside the repository (``../shared/corpus/exif-samples``)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"real-image corpus not found at {CORPUS} (only in the project workspace)")
-    return CORPUS
+    """The real-image corpus: ``exif-samples/`` under ``$IMGPIPE_TEST_CORPUS`` (tests/repo.py)."""
+    return require_corpus()
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +64,7 @@ def spark() -> Iterator[SparkSession]:
 @pytest.fixture(scope="session")
 def cdk_context() -> dict[str, Any]:
     """The CDK context of ``cdk.json``, as ``cdk synth`` reads it."""
-    return dict(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+    return copy.deepcopy(CONTEXT)
 
 
 @pytest.fixture(scope="session")

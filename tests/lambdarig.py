@@ -2,9 +2,8 @@
 
 moto's S3 puts the event JSON that S3 would send onto an SQS queue; :meth:`Rig.receive` takes
 those messages and :func:`invoke` hands them to the handler as the Lambda's SQS event source
-would (moto runs Lambda functions only in Docker). Test modules import the ``rig`` fixture
-from here (``from tests.lambdarig import rig``); :func:`moto_rig` is the same rig for code
-that runs outside pytest (a subprocess).
+would (moto runs Lambda functions only in Docker). The ``rig`` fixture (tests/conftest.py)
+yields :func:`moto_rig`, which is also the rig for code that runs outside pytest (a subprocess).
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ __all__ = [
     "invoke",
     "moto_rekognition",
     "moto_rig",
-    "rig",
     "sqs_event",
     "stubbed_rekognition",
     "use",
@@ -208,15 +206,6 @@ def moto_rig() -> Iterator[Rig]:
         ):
             cached.cache_clear()
         yield Rig(s3, sqs, queue_url, dlq_url, dynamodb)
-
-
-@pytest.fixture
-def rig(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[Rig]:
-    """The moto rig, with the handler's environment set for the test."""
-    for name, value in HANDLER_ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    with moto_rig() as made:
-        yield made
 
 
 def use(

@@ -5,10 +5,18 @@ Rows are plain dicts so tests can compute expectations in Python, independently 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from imgpipe.records import QuarantineRecord, quarantine_record_to_json, thumbnail_key
+from imgpipe.records import (
+    ImageRecord,
+    QuarantineRecord,
+    image_record_to_json,
+    metadata_key,
+    quarantine_record_to_json,
+    thumbnail_key,
+)
 from imgpipe.store import LocalStore
 from imgpipe.table import image_table_schema
 
@@ -262,3 +270,24 @@ def write_collection(
     for record in quarantine:
         name = record.key.removeprefix("ingest/")
         root.put_bytes(f"quarantine/{name}.json", quarantine_record_to_json(record))
+
+
+def add_image(store: LocalStore, key: str, data: bytes, **overrides: Any) -> ImageRecord:
+    """Put an ingest object and its metadata record, as the ingest step would."""
+    store.put_bytes(key, data)
+    fields: dict[str, Any] = {
+        "key": key,
+        "size": len(data),
+        "checksum": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "format": "JPEG",
+        "width": 0,
+        "height": 0,
+        "orientation": 1,
+        "creator": "alice",
+        "creator_source": "folder",
+        "ingested_at": "2024-05-01T10:00:00Z",
+        **overrides,
+    }
+    record = ImageRecord(**fields)
+    store.put_bytes(metadata_key(key), image_record_to_json(record))
+    return record

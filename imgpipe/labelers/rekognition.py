@@ -8,14 +8,22 @@ that outlast botocore's retries become :class:`LabelingError`, retryable or not 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgpipe.labelers.base import ImageInput, LabelerOptions, LabelingError
 from imgpipe.records import Instance, Label, RejectedImage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the boto3 stubs are a dev dependency: the Lambda runtime lacks them
+    from mypy_boto3_rekognition import RekognitionClient
+    from mypy_boto3_rekognition.type_defs import (
+        DetectLabelsRequestTypeDef,
+        DetectLabelsResponseTypeDef,
+        ImageTypeDef,
+        InstanceTypeDef,
+    )
+
     from imgpipe.inspect import Inspection
 
 # Throttling and service faults pass with time; the caller may retry the image later.
@@ -40,10 +48,10 @@ PERMANENT_CODES = frozenset(
 MAX_BYTES = 5 * 1024 * 1024  # DetectLabels' limit for raw Bytes (S3 objects may be 15 MB)
 
 
-def build_request(image: ImageInput, options: LabelerOptions) -> dict[str, Any]:
+def build_request(image: ImageInput, options: LabelerOptions) -> DetectLabelsRequestTypeDef:
     """The DetectLabels request for one image: its S3 object when known, else its bytes."""
     if image.s3_bucket and image.s3_key:
-        source: dict[str, Any] = {"S3Object": {"Bucket": image.s3_bucket, "Name": image.s3_key}}
+        source: ImageTypeDef = {"S3Object": {"Bucket": image.s3_bucket, "Name": image.s3_key}}
     elif image.data is not None:
         if len(image.data) > MAX_BYTES:
             raise LabelingError(
@@ -78,7 +86,7 @@ def bytes_input(data: bytes, inspection: Inspection) -> ImageInput:
         raise LabelingError(exc.message, retryable=False) from exc
 
 
-def _instance(raw: dict[str, Any]) -> Instance:
+def _instance(raw: InstanceTypeDef) -> Instance:
     box = raw.get("BoundingBox", {})
     return Instance(
         left=float(box.get("Left", 0.0)),
@@ -89,7 +97,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
     )
 
 
-def labels_from_response(response: dict[str, Any]) -> list[Label]:
+def labels_from_response(response: DetectLabelsResponseTypeDef) -> list[Label]:
     """Map a DetectLabels response to records, most confident first."""
     labels = [
         Label(
@@ -122,14 +130,16 @@ class RekognitionLabeler:
 
     name = "rekognition"
 
-    def __init__(self, options: LabelerOptions | None = None, client: Any = None) -> None:
+    def __init__(
+        self, options: LabelerOptions | None = None, client: RekognitionClient | None = None
+    ) -> None:
         self.options = options or LabelerOptions()
         self._client = client
         # Filled in from LabelModelVersion by the first successful call.
         self.model_version = ""
 
     @property
-    def client(self) -> Any:
+    def client(self) -> RekognitionClient:
         if self._client is None:
             from imgpipe.aws_clients import rekognition_client
 

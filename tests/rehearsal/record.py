@@ -20,12 +20,13 @@ import boto3
 import pandas as pd
 from moto import mock_aws
 
+from analysis import analyze, report_stage
 from imgpipe import aws_clients
 from imgpipe.config import PipelineConfig
+from imgpipe.process import kernel, manifest
 from imgpipe.records import metadata_key
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
-from spark_jobs import analyze, process, report
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.rehearsal.access import Call
 
@@ -178,19 +179,18 @@ def run_ingest(world: World) -> None:
 def run_process() -> None:
     """The process job's own store calls, through its real functions (Spark cannot run here)."""
     store, config = S3Store(BUCKET), PipelineConfig()
-    settings = process.processing_settings(config)
-    fingerprint = process.inputs_fingerprint(store, settings)
-    assert process.unchanged_counts(store, fingerprint) is None  # first run: no manifest yet
+    settings = kernel.processing_settings(config)
+    fingerprint = manifest.inputs_fingerprint(store, settings)
+    assert manifest.unchanged_counts(store, fingerprint) is None  # first run: no manifest yet
     record = json.loads(store.get_bytes(metadata_key("ingest/alice/cat.jpg")))
-    row = process._process_row(store, record["key"], record["checksum"], 1, config)
+    row = kernel.process_row(store, record["key"], record["checksum"], 1, config)
     assert row["process_error"] is None, row
-    gone = process._process_row(store, "ingest/gone.jpg", "sha256:0", 1, config)
+    gone = kernel.process_row(store, "ingest/gone.jpg", "sha256:0", 1, config)
     assert gone["process_error"].startswith("unreadable"), gone
-    # run_process's last write (inline there): the manifest of what the table was built from.
+    # run_process's last write: the manifest of what the table was built from.
     counts = {"records": 2, "processed": 2, "failed": 0}
-    manifest = {"fingerprint": fingerprint, "counts": counts}
-    store.put_bytes(process.INPUTS_MANIFEST, json.dumps(manifest).encode(), "application/json")
-    assert process.unchanged_counts(store, fingerprint) == counts  # the next run's check
+    manifest.write_manifest(store, fingerprint, counts)
+    assert manifest.unchanged_counts(store, fingerprint) == counts  # the next run's check
 
 
 def run_analyze() -> None:
@@ -207,7 +207,7 @@ def run_analyze() -> None:
 
 def run_report() -> None:
     """The report job as it runs in the cloud (pandas through the store, no Spark work)."""
-    key = report.run_report(f"s3://{BUCKET}", RUN_ID, PipelineConfig())
+    key = report_stage.run_report(f"s3://{BUCKET}", RUN_ID, PipelineConfig())
     assert key.endswith("index.html")
 
 

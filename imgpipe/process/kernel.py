@@ -1,0 +1,121 @@
+"""The image kernel as an Arrow batch function: each image decoded once on the executors.
+
+:func:`with_features` appends the feature columns with ``mapInArrow`` (Arrow batches, not a
+row-at-a-time UDF); each row's thumbnail is written to the store as a side effect, the only way
+to avoid decoding the image a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from imgpipe.config import PipelineConfig
+from imgpipe.records import Reason, RejectedImage
+from imgpipe.records import thumbnail_key as make_thumbnail_key
+from imgpipe.store import Store, is_missing, open_store
+from imgpipe.table import feature_fields
+
+LOG = logging.getLogger(__name__)
+
+# Bump when the kernel's output changes, so cached features are recomputed.
+KERNEL_VERSION = 2
+FEATURE_NAMES = [f.name for f in feature_fields()]
+_ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
+    T.IntegerType: pa.int32(),
+    T.DoubleType: pa.float64(),
+    T.StringType: pa.string(),
+}
+
+
+def processing_settings(config: PipelineConfig) -> str:
+    """The settings that change the kernel's output: cached features are reused only on a match."""
+    return f"kernel{KERNEL_VERSION}-t{config.thumbnail_size}-q{config.thumbnail_quality}"
+
+
+def with_features(df: DataFrame, root: str, config: PipelineConfig) -> DataFrame:
+    """Append the feature columns, decoding each image once on the executors.
+
+    Needs ``key``, ``checksum`` and ``orientation``; writes each thumbnail to the store as a
+    side effect (the only way to avoid a second decode). Arrow batches, not a row UDF.
+    """
+    schema = T.StructType([*df.schema.fields, *feature_fields()])
+    return df.mapInArrow(_feature_batches(root, config), schema)
+
+
+def _feature_batches(
+    root: str, config: PipelineConfig
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function; it runs on executors and opens its own store there."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import cv2
+
+        # Spark already runs one task per core; OpenCV's own thread pool would oversubscribe.
+        cv2.setNumThreads(1)
+        store = open_store(root)
+        arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
+        for batch in batches:
+            rows = [
+                process_row(store, key, checksum, orientation, config)
+                for key, checksum, orientation in zip(
+                    batch.column("key").to_pylist(),
+                    batch.column("checksum").to_pylist(),
+                    batch.column("orientation").to_pylist(),
+                    strict=True,
+                )
+            ]
+            features = [
+                pa.array([row.get(name) for row in rows], type=arrow_type)
+                for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(
+                [*batch.columns, *features], names=[*batch.schema.names, *FEATURE_NAMES]
+            )
+
+    return run
+
+
+def process_row(
+    store: Store, key: str, checksum: str, orientation: int | None, config: PipelineConfig
+) -> dict[str, Any]:
+    """Feature values of one image, or only ``process_error`` when it cannot be processed."""
+    from imgpipe.imaging import process_image
+
+    try:
+        data = store.get_bytes(key)
+    except Exception as exc:
+        if not is_missing(exc):
+            raise  # access or network trouble affects every image: fail loudly, Spark retries
+        return {"process_error": f"{Reason.UNREADABLE.value}: {key} is gone from the store"}
+    try:
+        result = process_image(data, config, orientation)
+    except RejectedImage as exc:
+        return {"process_error": f"{exc.reason.value}: {exc.message}"}
+    except Exception as exc:  # one pathological file must not fail a whole collection's run
+        LOG.warning("unexpected error processing %s", key, exc_info=True)
+        return {
+            "process_error": f"{Reason.UNDECODABLE.value}: unexpected {type(exc).__name__}: {exc}"
+        }
+    thumb_key = make_thumbnail_key(checksum)
+    store.put_bytes(thumb_key, result.thumbnail, content_type="image/jpeg")
+    features = result.features
+    return {
+        "display_width": features.display_width,
+        "display_height": features.display_height,
+        "megapixels": features.megapixels,
+        "aspect": features.aspect,
+        "phash": features.phash,
+        "sharpness": features.sharpness,
+        "brightness": features.brightness,
+        "dominant_color": features.dominant_color,
+        "thumbnail_key": thumb_key,
+        "thumbnail_width": result.thumbnail_width,
+        "thumbnail_height": result.thumbnail_height,
+        "process_error": None,
+    }

@@ -1,0 +1,120 @@
+"""The process stage's Spark transforms: ``DataFrame -> DataFrame``, no I/O, no session."""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from imgpipe.process.kernel import FEATURE_NAMES
+from imgpipe.records import Reason
+from imgpipe.table import features_cache_schema, image_table_schema
+
+# Entropy decoding dominates the kernel, so a task's time follows its compressed bytes, not its
+# image count: 64 MiB is ~25 12-MP photos or ~700 640 px images, about a second of CPU either
+# way - short enough to balance across cores and cheap to retry, long enough to amortise the
+# per-task cost (~0.15 s of Python worker CPU, measured) that count-sized tasks of small images
+# paid over and over (157 tasks for 10,000 640 px images of ~90 KB, now 14).
+TARGET_PARTITION_BYTES = 64 * 1024 * 1024
+# Without sizes (records missing ``size``) fall back to counting: 64 photos is a few seconds.
+MAX_IMAGES_PER_PARTITION = 64
+TASKS_PER_CORE = 2
+
+
+def flatten_records(records: DataFrame) -> DataFrame:
+    """Records -> the table's record columns (EXIF flattened, ISO strings as timestamps).
+
+    Records without a key or checksum (unparseable JSON) cannot identify an image and are dropped.
+    """
+    return records.where(F.col("key").isNotNull() & F.col("checksum").isNotNull()).select(
+        "key",
+        "checksum",
+        "size",
+        "format",
+        "width",
+        "height",
+        "orientation",
+        "creator",
+        "creator_source",
+        F.col("exif.make").alias("camera_make"),
+        F.col("exif.model").alias("camera_model"),
+        # try_: a malformed date in one record's EXIF becomes null instead of failing the job.
+        F.try_to_timestamp("exif.datetime_original").alias("datetime_original"),
+        F.col("exif.gps.latitude").alias("gps_latitude"),
+        F.col("exif.gps.longitude").alias("gps_longitude"),
+        "labels",
+        "labeler",
+        "labeler_version",
+        F.try_to_timestamp("ingested_at").alias("ingested_at"),
+    )
+
+
+def to_image_table(df: DataFrame) -> DataFrame:
+    """Stamp ``processed_at`` and select exactly the image table's columns, in order."""
+    stamped = df.withColumn("processed_at", F.current_timestamp())
+    return stamped.select(*(F.col(name) for name in image_table_schema().fieldNames()))
+
+
+def partition_count(records: int, parallelism: int, total_bytes: int | None = None) -> int:
+    """Enough partitions to keep every core busy, each about TARGET_PARTITION_BYTES of input.
+
+    Args:
+        records: Images to decode.
+        parallelism: Cores (Spark's default parallelism).
+        total_bytes: Their compressed size; None (unknown) sizes partitions by count instead,
+            at most MAX_IMAGES_PER_PARTITION each.
+    """
+    if records <= 0:
+        return 1
+    if total_bytes is None:
+        by_size = math.ceil(records / MAX_IMAGES_PER_PARTITION)
+    else:
+        by_size = math.ceil(total_bytes / TARGET_PARTITION_BYTES)
+    return min(records, max(parallelism * TASKS_PER_CORE, by_size))
+
+
+def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
+    """One row per content checksum that has no cached features yet (copies decode once)."""
+    distinct = records.groupBy("checksum").agg(
+        F.min("key").alias("key"),
+        F.first("orientation").alias("orientation"),
+        F.max("size").alias("size"),  # same content, same size: any copy's will do
+    )
+    return distinct.join(known.select("checksum"), on="checksum", how="left_anti").select(
+        "key", "checksum", "orientation", "size"
+    )
+
+
+def retryable_error() -> Column:
+    """True for a row whose image was missing from the store: it may come back, so retry it."""
+    return F.col("process_error").startswith(Reason.UNREADABLE.value)
+
+
+def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
+    """Kernel output -> feature-cache rows. A missing object is not cached: it may come back."""
+    cacheable = F.coalesce(~retryable_error(), F.lit(True))
+    return (
+        df.where(cacheable)
+        .withColumn("settings", F.lit(settings))
+        .withColumn("computed_at", F.current_timestamp())
+        .select(*features_cache_schema().fieldNames())
+    )
+
+
+def with_cached_features(records: DataFrame, known: DataFrame) -> DataFrame:
+    """Records joined to their content's features (newest when computed twice)."""
+    newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+    features = (
+        known.withColumn("rank", F.row_number().over(newest))
+        .where(F.col("rank") == 1)
+        .select("checksum", *FEATURE_NAMES)
+    )
+    missing = F.when(
+        F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
+        F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),
+    )
+    return records.join(features, on="checksum", how="left").withColumn(
+        "process_error", F.coalesce(F.col("process_error"), missing)
+    )

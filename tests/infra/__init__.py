@@ -1,0 +1,1 @@
+"""The CDK app: synthesized template, cdk-nag, cfn-lint, checkov, bundles and CI workflows."""

@@ -1,0 +1,1 @@
+"""Pure functions: no Spark, no moto, no CDK."""
