@@ -229,6 +229,12 @@ def _acknowledge_quicksight(
     )
     ack(
         quicksight.role,
+        f"AwsSolutions-IAM5[Resource::{bucket_arn}/{QUARANTINE_PREFIX}*]",
+        "Athena reads the quarantine table's records, one file per rejected input named after "
+        "it at run time; read only, limited to the quarantine prefix.",
+    )
+    ack(
+        quicksight.role,
         f"AwsSolutions-IAM5[Resource::{bucket_arn}/{ATHENA_RESULTS_PREFIX}*]",
         "Athena writes each query's results under a new query id in the workgroup's enforced "
         "results location; the grant is limited to that one prefix.",

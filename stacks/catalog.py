@@ -1,7 +1,8 @@
-"""The Glue catalog over the image table and an Athena workgroup with saved queries.
+"""The Glue catalog over the image table and the quarantine records, an Athena workgroup.
 
 The Glue columns are generated from :func:`imgpipe.table.image_table_schema`, the schema the
-process job writes, so the catalog cannot drift from the Parquet files.
+process job writes, and :func:`imgpipe.table.quarantine_schema`, so the catalog cannot drift
+from the files.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from imgpipe.records import IMAGES_TABLE_PREFIX
-from imgpipe.table import image_table_schema
+from imgpipe.records import IMAGES_TABLE_PREFIX, QUARANTINE_PREFIX
+from imgpipe.table import image_table_schema, quarantine_schema
 from stacks.settings import DeploySettings
 from stacks.storage import ATHENA_RESULTS_PREFIX
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # Athena bills per byte scanned; a query scanning more than this is cancelled.
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
 IMAGES_TABLE = "images"
+QUARANTINE_TABLE = "quarantine"
 TOP_N = 20
 
 _PRIMITIVE_HIVE_TYPES = {
@@ -46,6 +48,13 @@ PARQUET_STORAGE = {
     "input_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     "output_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
     "serialization_library": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+}
+# Quarantine records are indented JSON, one object per file: the Hive and OpenX JSON SerDes
+# need one object per line; Athena's Ion SerDe reads JSON (Ion is a superset) across lines.
+ION_STORAGE = {
+    "input_format": "com.amazon.ionhiveserde.formats.IonInputFormat",
+    "output_format": "com.amazon.ionhiveserde.formats.IonOutputFormat",
+    "serialization_library": "com.amazon.ionhiveserde.IonHiveSerDe",
 }
 
 
@@ -73,6 +82,17 @@ def hive_type(data_type: T.DataType) -> str:
 def glue_columns(schema: T.StructType) -> list[glue.CfnTable.ColumnProperty]:
     """Glue columns, in order, for the top-level fields of a Spark schema."""
     return [glue.CfnTable.ColumnProperty(name=f.name, type=hive_type(f.dataType)) for f in schema]
+
+
+def quarantine_reasons_sql(database: str) -> str:
+    """Athena (Trino) SQL: quarantined files per reason code.
+
+    A superseded marker (the file was later accepted) has no ``reason`` and is left out.
+    """
+    return f"""SELECT reason, count(*) AS files
+FROM "{database}"."{QUARANTINE_TABLE}"
+WHERE reason IS NOT NULL
+GROUP BY reason"""
 
 
 def saved_queries(database: str) -> dict[str, tuple[str, str]]:
@@ -117,15 +137,20 @@ GROUP BY 1, 2
 ORDER BY images DESC, make, model
 LIMIT {TOP_N}""",
         ),
+        "quarantine-reasons": (
+            "Quarantined files per reason code (superseded markers left out).",
+            f"{quarantine_reasons_sql(database)}\nORDER BY files DESC, reason",
+        ),
     }
 
 
 class Catalog(Construct):
-    """Glue database and image table, Athena workgroup and saved queries.
+    """Glue database, image and quarantine tables, Athena workgroup and saved queries.
 
     Attributes:
         database_name: The Glue database (``<stack prefix>_imgpipe``, lower case).
         images_table: The external Parquet table over ``processed/images/``.
+        quarantine_table: The external JSON (Ion SerDe) table over ``quarantine/``.
         workgroup: The Athena workgroup (enforced settings, encrypted results, scan cutoff).
     """
 
@@ -137,6 +162,8 @@ class Catalog(Construct):
         database = self._build_database()
         self.images_table = self._build_images_table(bucket)
         self.images_table.node.add_dependency(database)
+        self.quarantine_table = self._build_quarantine_table(bucket)
+        self.quarantine_table.node.add_dependency(database)
         self.workgroup = self._build_workgroup(settings, bucket)
         self._build_saved_queries()
 
@@ -174,6 +201,30 @@ class Catalog(Construct):
             ),
         )
 
+    def _build_quarantine_table(self, bucket: s3.IBucket) -> glue.CfnTable:
+        # Athena lists the location recursively, so quarantine/CREATOR/NAME.json is read too.
+        return glue.CfnTable(
+            self,
+            "QuarantineTable",
+            catalog_id=Stack.of(self).account,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=QUARANTINE_TABLE,
+                description="One row per quarantine record (and superseded marker: no reason).",
+                table_type="EXTERNAL_TABLE",
+                parameters={"classification": "json", "EXTERNAL": "TRUE"},
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=glue_columns(quarantine_schema()),
+                    location=f"s3://{bucket.bucket_name}/{QUARANTINE_PREFIX}",
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=ION_STORAGE["serialization_library"]
+                    ),
+                    input_format=ION_STORAGE["input_format"],
+                    output_format=ION_STORAGE["output_format"],
+                ),
+            ),
+        )
+
     def _build_workgroup(self, settings: DeploySettings, bucket: s3.IBucket) -> athena.CfnWorkGroup:
         return athena.CfnWorkGroup(
             self,
@@ -206,4 +257,4 @@ class Catalog(Construct):
                 work_group=self.workgroup.name,
             )
             query.node.add_dependency(self.workgroup)
-            query.node.add_dependency(self.images_table)
+            query.node.add_dependency(self.images_table, self.quarantine_table)

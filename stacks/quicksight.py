@@ -1,7 +1,7 @@
-"""Optional QuickSight dashboard over the Glue image table, queried live through Athena.
+"""Optional QuickSight dashboard over the Glue image and quarantine tables, live through Athena.
 
 On when ``quicksight_principal_arn`` is set. The Athena data source runs in the stack's
-workgroup as a role of its own (``AthenaParameters.RoleArn``), which may read the image table
+workgroup as a role of its own (``AthenaParameters.RoleArn``), which may read the two tables
 and write Athena's results and nothing else: QuickSight's account-wide service role is not
 touched. Datasets are direct query (no SPICE capacity to buy). The dataset columns come from
 :func:`imgpipe.table.image_table_schema`, the schema the Glue table is generated from.
@@ -22,9 +22,9 @@ from analysis.analyze import (
     DARK_BRIGHTNESS_BELOW,
     OVEREXPOSED_BRIGHTNESS_ABOVE,
 )
-from imgpipe.records import IMAGES_TABLE_PREFIX
+from imgpipe.records import IMAGES_TABLE_PREFIX, QUARANTINE_PREFIX
 from imgpipe.table import image_table_schema, label_type
-from stacks.catalog import IMAGES_TABLE, Catalog
+from stacks.catalog import IMAGES_TABLE, QUARANTINE_TABLE, Catalog, quarantine_reasons_sql
 from stacks.quicksight_dashboard import dashboard_definition
 from stacks.settings import DeploySettings
 from stacks.storage import ATHENA_RESULTS_PREFIX
@@ -107,6 +107,7 @@ CROSS JOIN UNNEST(
 
 
 QUALITY_COLUMNS = [("flag", "STRING"), ("rule", "STRING"), ("images", "INTEGER")]
+QUARANTINE_COLUMNS = [("reason", "STRING"), ("files", "INTEGER")]
 
 
 def quality_sql(database: str) -> str:
@@ -131,12 +132,13 @@ def _input_columns(
 
 
 class QuickSightDashboard(Construct):
-    """Athena data source, image/label/quality datasets and a dashboard, shared with one principal.
+    """Athena data source, image/label/quality/quarantine datasets and a dashboard, shared.
 
     Attributes:
         role: The role QuickSight assumes to query Athena for this data source.
         data_source: The Athena data source (the stack's workgroup).
-        data_sets: The datasets by identifier (``images``, ``labels``, ``quality``).
+        data_sets: The datasets by identifier (``images``, ``labels``, ``quality``,
+            ``quarantine``).
         dashboard: The dashboard.
     """
 
@@ -154,7 +156,7 @@ class QuickSightDashboard(Construct):
         self._account = stack.account
         self._principal = settings.quicksight_principal_arn
         self._id_prefix = f"{settings.stack_prefix.lower()}-imgpipe"
-        self._images_table = catalog.images_table
+        self._tables = (catalog.images_table, catalog.quarantine_table)
         self.role = self._build_role(bucket, catalog)
         self.data_source = self._build_data_source(catalog)
         database = catalog.database_name
@@ -162,6 +164,9 @@ class QuickSightDashboard(Construct):
             "images": self._relational_data_set("images", database),
             "labels": self._sql_data_set("labels", labels_sql(database), label_columns()),
             "quality": self._sql_data_set("quality", quality_sql(database), QUALITY_COLUMNS),
+            "quarantine": self._sql_data_set(
+                "quarantine", quarantine_reasons_sql(database), QUARANTINE_COLUMNS
+            ),
         }
         self.dashboard = self._build_dashboard()
 
@@ -171,7 +176,7 @@ class QuickSightDashboard(Construct):
             self,
             "AthenaRole",
             assumed_by=iam.ServicePrincipal("quicksight.amazonaws.com"),
-            description="QuickSight queries the imgpipe image table through Athena",
+            description="QuickSight queries the imgpipe image and quarantine tables via Athena",
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -210,6 +215,11 @@ class QuickSightDashboard(Construct):
                         resource="table",
                         resource_name=f"{catalog.database_name}/{IMAGES_TABLE}",
                     ),
+                    stack.format_arn(
+                        service="glue",
+                        resource="table",
+                        resource_name=f"{catalog.database_name}/{QUARANTINE_TABLE}",
+                    ),
                 ],
             )
         )
@@ -217,7 +227,10 @@ class QuickSightDashboard(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(f"{IMAGES_TABLE_PREFIX}*")],
+                resources=[
+                    bucket.arn_for_objects(f"{IMAGES_TABLE_PREFIX}*"),
+                    bucket.arn_for_objects(f"{QUARANTINE_PREFIX}*"),
+                ],
             )
         )
         role.add_to_policy(
@@ -237,7 +250,11 @@ class QuickSightDashboard(Construct):
                 resources=[bucket.bucket_arn],
                 conditions={
                     "StringLike": {
-                        "s3:prefix": [f"{IMAGES_TABLE_PREFIX}*", f"{ATHENA_RESULTS_PREFIX}*"]
+                        "s3:prefix": [
+                            f"{IMAGES_TABLE_PREFIX}*",
+                            f"{QUARANTINE_PREFIX}*",
+                            f"{ATHENA_RESULTS_PREFIX}*",
+                        ]
                     }
                 },
             )
@@ -283,7 +300,7 @@ class QuickSightDashboard(Construct):
             ],
         )
         # Created (and validated) only once its table and the role's policy exist.
-        data_set.node.add_dependency(self.role, self._images_table)
+        data_set.node.add_dependency(self.role, *self._tables)
         return data_set
 
     def _relational_data_set(self, name: str, database: str) -> quicksight.CfnDataSet:

@@ -41,6 +41,7 @@ VISUALS = (
     ),
     Visual("cameras", "Cameras (model)", "images", "camera_model", "key", "COUNT"),
     Visual("quality", "Quality flags", "quality", "flag", "images", "SUM"),
+    Visual("quarantine", "Quarantine reasons", "quarantine", "reason", "files", "SUM"),
 )
 
 

@@ -12,8 +12,8 @@ pytest.importorskip("aws_cdk")
 from aws_cdk.assertions import Match, Template
 from pyspark.sql import types as T
 
-from imgpipe.table import image_table_schema
-from stacks.catalog import hive_type, saved_queries
+from imgpipe.table import image_table_schema, quarantine_schema
+from stacks.catalog import hive_type, quarantine_reasons_sql, saved_queries
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,14 @@ def template(imgpipe_template: Template) -> Template:
 
 
 @pytest.fixture(scope="module")
-def table_input(template: Template) -> dict[str, Any]:
-    (table,) = template.find_resources("AWS::Glue::Table").values()
-    return dict(table["Properties"]["TableInput"])
+def tables(template: Template) -> dict[str, dict[str, Any]]:
+    found = template.find_resources("AWS::Glue::Table").values()
+    return {t["Properties"]["TableInput"]["Name"]: t["Properties"]["TableInput"] for t in found}
+
+
+@pytest.fixture(scope="module")
+def table_input(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return tables["images"]
 
 
 @pytest.mark.parametrize(
@@ -92,6 +97,52 @@ def test_images_table_has_every_column_of_the_process_job_in_order(
     )
 
 
+def test_the_catalog_has_the_images_and_quarantine_tables(
+    tables: dict[str, dict[str, Any]],
+) -> None:
+    assert set(tables) == {"images", "quarantine"}
+
+
+def test_quarantine_table_reads_indented_json_with_the_ion_serde(
+    tables: dict[str, dict[str, Any]],
+) -> None:
+    quarantine = tables["quarantine"]
+    assert quarantine["TableType"] == "EXTERNAL_TABLE"
+    storage = quarantine["StorageDescriptor"]
+    # The Hive/OpenX JSON SerDes need one object per line; a record is one indented object.
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "com.amazon.ionhiveserde.IonHiveSerDe"
+    assert storage["InputFormat"] == "com.amazon.ionhiveserde.formats.IonInputFormat"
+    assert storage["OutputFormat"] == "com.amazon.ionhiveserde.formats.IonOutputFormat"
+    location = storage["Location"]["Fn::Join"][1]
+    assert location[0] == "s3://" and location[-1] == "/quarantine/"
+
+
+def test_quarantine_table_has_the_quarantine_schemas_columns(
+    tables: dict[str, dict[str, Any]],
+) -> None:
+    columns = tables["quarantine"]["StorageDescriptor"]["Columns"]
+    assert [c["Name"] for c in columns] == quarantine_schema().fieldNames()
+    types = {c["Name"]: c["Type"] for c in columns}
+    assert types == {
+        "schema_version": "int",
+        "key": "string",
+        "size": "bigint",
+        "reason": "string",
+        "message": "string",
+        "checksum": "string",
+        "quarantined_at": "string",
+    }
+
+
+def test_quarantine_columns_are_the_fields_of_a_quarantine_record() -> None:
+    # The record the Lambda and the local run write; the table must name its fields exactly.
+    from dataclasses import fields
+
+    from imgpipe.records import QuarantineRecord
+
+    assert set(quarantine_schema().fieldNames()) == {f.name for f in fields(QuarantineRecord)}
+
+
 def test_workgroup_enforces_encrypted_results_and_a_scan_cutoff(template: Template) -> None:
     template.has_resource_properties(
         "AWS::Athena::WorkGroup",
@@ -117,6 +168,7 @@ def test_saved_queries_are_in_the_workgroup_over_the_database(template: Template
         "creator-contributions",
         "images-by-month",
         "cameras",
+        "quarantine-reasons",
     }
     (database,) = template.find_resources("AWS::Glue::Database").values()
     for query in queries.values():
@@ -133,14 +185,18 @@ SQL_WORDS = {
     "select", "as", "from", "cross", "join", "unnest", "transform", "group", "by", "order",
     "desc", "limit", "where", "is", "not", "null", "count", "distinct", "round", "avg", "sum",
     "coalesce", "nullif", "trim", "date_format", "l", "i", "t", "label", "images",
-    "mean_confidence", "creator", "bytes", "month", "make", "model", "imgpipe",
+    "mean_confidence", "creator", "bytes", "month", "make", "model", "imgpipe", "files",
 }  # fmt: skip
 
 
-def test_saved_queries_use_only_columns_of_the_images_table() -> None:
-    columns = set(image_table_schema().fieldNames()) | {"name", "confidence"}  # label fields
+def test_saved_queries_use_only_columns_of_their_table() -> None:
+    columns = {
+        "images": set(image_table_schema().fieldNames()) | {"name", "confidence"},  # labels
+        "quarantine": set(quarantine_schema().fieldNames()),
+    }
     for name, (_, sql) in saved_queries("imgpipe").items():
-        unknown = _identifiers(sql) - columns - SQL_WORDS
+        table = "quarantine" if name.startswith("quarantine") else "images"
+        unknown = _identifiers(sql) - columns[table] - SQL_WORDS - {table}
         assert not unknown, f"{name}: {unknown}"
 
 
@@ -149,4 +205,16 @@ def test_saved_queries_parse_as_trino_sql() -> None:
     for name, (_, sql) in saved_queries("imgpipe").items():
         parsed = sqlglot.parse_one(sql, read="trino")
         assert parsed is not None, name
-        assert parsed.find(sqlglot.exp.Table).name == "images"
+        expected = "quarantine" if name.startswith("quarantine") else "images"
+        assert parsed.find(sqlglot.exp.Table).name == expected
+
+
+def test_quarantine_reasons_leave_superseded_markers_out() -> None:
+    sqlglot = pytest.importorskip("sqlglot")
+    parsed = sqlglot.parse_one(quarantine_reasons_sql("db"), read="trino")
+    assert [s.alias_or_name for s in parsed.selects] == ["reason", "files"]
+    where = parsed.args["where"].this
+    # A marker has no reason: only `reason IS NOT NULL` keeps it out of the counts.
+    assert isinstance(where, sqlglot.exp.Not) and isinstance(where.this, sqlglot.exp.Is)
+    assert where.this.this.name == "reason" and isinstance(where.this.expression, sqlglot.exp.Null)
+    assert [g.name for g in parsed.args["group"].expressions] == ["reason"]

@@ -23,6 +23,7 @@ from aws_cdk.assertions import Template
 
 import stacks.imgpipe_stack
 from app import build_app
+from stacks.catalog import quarantine_reasons_sql
 from stacks.quicksight import labels_sql, quality_sql
 from stacks.settings import DeploySettings
 from tests.checkovrig import findings as checkov_findings
@@ -125,17 +126,36 @@ def test_the_labels_data_set_has_one_row_per_label(data_sets: dict[str, dict[str
     ]
 
 
-@pytest.mark.parametrize("sql", [labels_sql("db"), quality_sql("db")], ids=["labels", "quality"])
-def test_the_custom_sql_parses_as_trino_and_selects_its_columns(sql: str) -> None:
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (labels_sql("db"), ["key", "creator", "datetime_original", "label", "confidence"]),
+        (quality_sql("db"), ["flag", "rule", "images"]),
+        (quarantine_reasons_sql("db"), ["reason", "files"]),
+    ],
+    ids=["labels", "quality", "quarantine"],
+)
+def test_the_custom_sql_parses_as_trino_and_selects_its_columns(
+    sql: str, expected: list[str]
+) -> None:
     sqlglot = pytest.importorskip("sqlglot")
     parsed = sqlglot.parse_one(sql, read="trino")
-    names = [s.alias_or_name for s in parsed.selects]
-    expected = (
-        ["key", "creator", "datetime_original", "label", "confidence"]
-        if "UNNEST" in sql
-        else ["flag", "rule", "images"]
-    )
-    assert names == expected
+    assert [s.alias_or_name for s in parsed.selects] == expected
+
+
+def test_the_quarantine_data_set_counts_live_records_per_reason(
+    data_sets: dict[str, dict[str, Any]],
+) -> None:
+    quarantine = data_sets["quarantine"]
+    assert quarantine["ImportMode"] == "DIRECT_QUERY"
+    (table,) = quarantine["PhysicalTableMap"].values()
+    sql = table["CustomSql"]["SqlQuery"]
+    assert sql == quarantine_reasons_sql("imgpipe_imgpipe")
+    assert '"imgpipe_imgpipe"."quarantine"' in sql and "WHERE reason IS NOT NULL" in sql
+    assert [(c["Name"], c["Type"]) for c in table["CustomSql"]["Columns"]] == [
+        ("reason", "STRING"),
+        ("files", "INTEGER"),
+    ]
 
 
 def test_the_quality_flags_use_the_analyze_jobs_thresholds() -> None:
@@ -182,9 +202,22 @@ def test_the_athena_role_reads_the_table_and_writes_only_athena_results(
     assert "s3:DeleteObject" not in text
     reads = [s for s in policy if s["Action"] == "s3:GetObject"]
     (read,) = reads
-    assert json.dumps(read["Resource"]).endswith('"/processed/images/*"]]}')
+    read_prefixes = [json.dumps(r).rsplit('"', 2)[1] for r in read["Resource"]]
+    assert read_prefixes == ["/processed/images/*", "/quarantine/*"]
+    (listing,) = [s for s in policy if s["Action"] == ["s3:ListBucket", "s3:GetBucketLocation"]]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == [
+        "processed/images/*",
+        "quarantine/*",
+        "athena-results/*",
+    ]
     glue = next(s for s in policy if "glue:GetTable" in s["Action"])
     assert all(a.startswith("glue:Get") or a == "glue:BatchGetPartition" for a in glue["Action"])
+    glue_tables = [
+        json.dumps(r).rsplit(":table/", 1)[1]
+        for r in glue["Resource"]
+        if ":table/" in json.dumps(r)
+    ]
+    assert glue_tables == ['imgpipe_imgpipe/images"]]}', 'imgpipe_imgpipe/quarantine"]]}']
     assert '"Resource": "*"' not in text
 
 
@@ -201,7 +234,13 @@ def test_the_dashboard_shows_one_visual_per_question(template: Template) -> None
         "Images per month taken": "LineChartVisual",
         "Cameras (model)": "BarChartVisual",
         "Quality flags": "BarChartVisual",
+        "Quarantine reasons": "BarChartVisual",
     }
+    declared = {
+        d["Identifier"]
+        for d in dashboard["Properties"]["Definition"]["DataSetIdentifierDeclarations"]
+    }
+    assert "quarantine" in declared
 
 
 def test_a_principal_that_is_not_a_quicksight_arn_is_refused() -> None:
@@ -221,7 +260,7 @@ def test_every_quicksight_acknowledgement_matches_a_real_finding(
     bare = build_app(enabled(cdk_context))
     raw = {finding for pack in PACKS for finding in nag_findings(bare, pack)}
     ours = [(p, r) for p, r, _ in acknowledgements(app) if "/QuickSight/" in p]
-    assert len(ours) == 2
+    assert len(ours) == 3
     for path, rule in ours:
         assert any(r == rule and p.startswith(path) for r, p in raw), f"stale: {rule} on {path}"
 
