@@ -241,6 +241,18 @@ def test_the_dashboard_shows_one_visual_per_question(template: Template) -> None
         for d in dashboard["Properties"]["Definition"]["DataSetIdentifierDeclarations"]
     }
     assert "quarantine" in declared
+    (reasons,) = [v["BarChartVisual"] for v in sheet["Visuals"] if "quarantine" in json.dumps(v)]
+    wells = reasons["ChartConfiguration"]["FieldWells"]["BarChartAggregatedFieldWells"]
+    (category,) = wells["Category"]
+    (value,) = wells["Values"]
+    assert category["CategoricalDimensionField"]["Column"] == {
+        "DataSetIdentifier": "quarantine",
+        "ColumnName": "reason",
+    }
+    assert value["NumericalMeasureField"]["Column"]["ColumnName"] == "files"
+    assert value["NumericalMeasureField"]["AggregationFunction"] == {
+        "SimpleNumericalAggregation": "SUM"
+    }
 
 
 def test_a_principal_that_is_not_a_quicksight_arn_is_refused() -> None:
