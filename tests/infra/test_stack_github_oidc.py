@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from app import build_app
 from stacks.settings import DeploySettings
 from tests.checkovrig import findings as checkov_findings
 from tests.checkovrig import run_checkov
-from tests.nagrig import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
+from tests.nagrig import PACKS, acknowledgements, cfn_lint
 from tests.nagrig import findings as nag_findings
 
 REPOSITORY = "octo-org/imgpipe"
@@ -236,24 +234,7 @@ def test_every_github_acknowledgement_matches_a_real_finding(
 def test_cfn_lint_passes_with_the_roles(app: cdk.App, tmp_path: Path) -> None:
     path = tmp_path / "Imgpipe.template.json"
     path.write_text(json.dumps(app.synth().get_stack_by_name("Imgpipe").template))
-    lint = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cfnlint.runner import main; sys.exit(main())",
-            "--format",
-            "parseable",
-            "--ignore-checks",
-            *IGNORED_CFN_LINT_CHECKS,
-            "--",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    assert lint.stdout.strip() == ""
+    assert cfn_lint(path) == ""
 
 
 def test_checkov_passes_with_the_roles(app: cdk.App, tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from stacks.quicksight import labels_sql, quality_sql
 from stacks.settings import DeploySettings
 from tests.checkovrig import findings as checkov_findings
 from tests.checkovrig import run_checkov
-from tests.nagrig import IGNORED_CFN_LINT_CHECKS, PACKS, acknowledgements
+from tests.nagrig import PACKS, acknowledgements, cfn_lint
 from tests.nagrig import findings as nag_findings
 
 PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:group/default/photo-team"
@@ -285,24 +283,7 @@ def template_path(app: cdk.App, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_cfn_lint_validates_the_dashboard_definition(template_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cfnlint.runner import main; sys.exit(main())",
-            "--format",
-            "parseable",
-            "--ignore-checks",
-            *IGNORED_CFN_LINT_CHECKS,
-            "--",
-            str(template_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == ""
+    assert cfn_lint(template_path) == ""
 
 
 def test_checkov_passes_with_quicksight(template_path: Path) -> None:
