@@ -121,7 +121,10 @@ class Rig:
         return sorted(obj["Key"] for obj in response.get("Contents", []))
 
 
-def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def sqs_event(
+    messages: list[dict[str, Any]],
+    queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:imgpipe-ingest",
+) -> dict[str, Any]:
     """The event Lambda's SQS event source delivers for these received messages."""
     return {
         "Records": [
@@ -133,8 +136,8 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": m["MD5OfBody"],
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:imgpipe-ingest",
-                "awsRegion": "us-east-1",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
             }
             for m in messages
         ]

@@ -28,6 +28,7 @@ from imgpipe.records import metadata_key
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
 from tests.imagefactory import jpeg_bytes, photo_like
+from tests.lambdarig import sqs_event
 from tests.rehearsal.access import Call
 
 BUCKET = "imgpipe-rehearsal-bucket"
@@ -129,28 +130,10 @@ class World:
         return [m for m in response.get("Messages", []) if "s3:TestEvent" not in m["Body"]]
 
 
-def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The event Lambda's SQS event source delivers for these received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{QUEUE}",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-
-
 def _invoke(messages: list[dict[str, Any]]) -> None:
-    response = ingest_handler.lambda_handler(sqs_event(messages), LambdaContext())
+    response = ingest_handler.lambda_handler(
+        sqs_event(messages, f"arn:aws:sqs:{REGION}:123456789012:{QUEUE}"), LambdaContext()
+    )
     assert response["batchItemFailures"] == [], response
 
 
