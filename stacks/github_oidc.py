@@ -24,7 +24,6 @@ GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
 DEPLOY_ENVIRONMENT = "production"
-DEPLOY_BRANCH = "main"
 # The qualifier of `cdk bootstrap`'s default template; its roles are named after it.
 CDK_QUALIFIER = "hnb659fds"
 BOOTSTRAP_ROLES = ("deploy", "file-publishing", "image-publishing", "lookup")
@@ -37,10 +36,11 @@ DEPLOY_SESSION = Duration.hours(2)
 def subjects(repository: str) -> dict[str, list[str]]:
     """The ``sub`` claims each role trusts, by role (GitHub's default claim format)."""
     return {
-        "deploy": [
-            f"repo:{repository}:environment:{DEPLOY_ENVIRONMENT}",
-            f"repo:{repository}:ref:refs/heads/{DEPLOY_BRANCH}",
-        ],
+        # Only the protected environment: a job that names it gets the "environment" claim
+        # (never a "ref" one), so trusting "ref:refs/heads/main" too would only let jobs on
+        # main that skip the environment, and its required reviewers, deploy. The environment's
+        # deployment branches are limited to main in the repository's settings (README).
+        "deploy": [f"repo:{repository}:environment:{DEPLOY_ENVIRONMENT}"],
         "diff": [f"repo:{repository}:pull_request"],
     }
 
@@ -50,7 +50,7 @@ class GithubOidc(Construct):
 
     Attributes:
         provider: The account's OIDC provider for GitHub Actions tokens.
-        deploy_role: Assumed by the deploy job (environment ``production`` / branch ``main``).
+        deploy_role: Assumed by the deploy job (environment ``production`` only).
         diff_role: Assumed by the ``cdk diff`` job of pull requests from the repository.
     """
 

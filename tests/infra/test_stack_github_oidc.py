@@ -110,10 +110,7 @@ def test_the_provider_is_github_with_the_sts_audience(template: Template) -> Non
     [
         (
             "deploys",
-            [
-                f"repo:{REPOSITORY}:environment:production",
-                f"repo:{REPOSITORY}:ref:refs/heads/main",
-            ],
+            [f"repo:{REPOSITORY}:environment:production"],
         ),
         ("diff", [f"repo:{REPOSITORY}:pull_request"]),
     ],
