@@ -247,9 +247,11 @@ class CloudIngester:
             # The header first, so that most rejections cost no download.
             _, data = self._inspect(head, data)
             item = IngestItem(head.key, self._download(head, data), head.creator, size=head.size)
+            # Without S3's checksum the object was read whole in _identity and hashed there.
+            identity = digest or checksum(item.data)
             # Then the local ingest's own validation (header and reduced-scale decode): the
             # same files fail for the same reason, damage past the header included.
-            inspection = describe(item, digest or checksum(item.data), self.config).inspection
+            inspection = describe(item, identity, self.config).inspection
             labels, model_version, source = self._labels(head, item.data, inspection, digest)
         except RejectedImage as rejected:
             refused = quarantine(head.key, head.size, rejected.reason, rejected.message, digest)
@@ -259,8 +261,7 @@ class CloudIngester:
                 raise
             refused = quarantine(head.key, head.size, Reason.LABELING_FAILED, str(exc), digest)
             return ObjectResult(head.key, write_quarantine(self.store, refused), "labeler")
-        # digest is set here: without S3's checksum the object was read whole and hashed.
-        record = build_record(item, inspection, digest or checksum(item.data), labels, self.labeler)
+        record = build_record(item, inspection, identity, labels, self.labeler)
         # A cache hit carries the version of the model that made the labels.
         record = replace(record, labeler_version=model_version)
         return ObjectResult(head.key, write_record(self.store, record), source)
