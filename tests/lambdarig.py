@@ -121,6 +121,22 @@ class Rig:
         return sorted(obj["Key"] for obj in response.get("Contents", []))
 
 
+def create_queues(sqs: Any) -> tuple[str, str, str]:
+    """The ingest queue with its dead-letter queue (one receive, then the DLQ).
+
+    Returns:
+        The queue's URL, the dead-letter queue's URL and the queue's ARN.
+    """
+    dlq_url = sqs.create_queue(QueueName="imgpipe-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 1}
+    queue_url = sqs.create_queue(
+        QueueName="imgpipe-ingest", Attributes={"RedrivePolicy": json.dumps(redrive)}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return queue_url, dlq_url, queue_arn["Attributes"]["QueueArn"]
+
+
 def sqs_event(
     messages: list[dict[str, Any]],
     queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:imgpipe-ingest",
@@ -174,19 +190,13 @@ def moto_rig() -> Iterator[Rig]:
     with mock_aws():
         s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
         s3.create_bucket(Bucket=BUCKET)
-        dlq_url = sqs.create_queue(QueueName="imgpipe-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
-        redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 1}
-        queue_url = sqs.create_queue(
-            QueueName="imgpipe-ingest", Attributes={"RedrivePolicy": json.dumps(redrive)}
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        queue_url, dlq_url, queue_arn = create_queues(sqs)
         s3.put_bucket_notification_configuration(
             Bucket=BUCKET,
             NotificationConfiguration={
                 "QueueConfigurations": [
                     {
-                        "QueueArn": queue_arn["Attributes"]["QueueArn"],
+                        "QueueArn": queue_arn,
                         "Events": ["s3:ObjectCreated:*"],
                         "Filter": {
                             "Key": {"FilterRules": [{"Name": "prefix", "Value": "ingest/"}]}

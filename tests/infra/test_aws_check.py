@@ -25,7 +25,7 @@ from imgpipe.cli import main
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.lambdarig import invoke
+from tests.lambdarig import create_queues, invoke
 from tests.statemachines import FAILS, SUCCEEDS
 
 BUCKET = "imgpipe-ops-bucket"  # the bucket SUCCEEDS names in its report_uri
@@ -86,17 +86,6 @@ class Deployment:
     def lambda_crashes(self, seconds: float) -> None:
         """A Lambda that dies on every batch: each message returns to the queue, then the DLQ."""
         self.receive(visibility=0)
-
-
-def create_queues(sqs: Any) -> tuple[str, str, str]:
-    dlq_url = sqs.create_queue(QueueName="imgpipe-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
-    redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 1}
-    queue_url = sqs.create_queue(
-        QueueName="imgpipe-ingest", Attributes={"RedrivePolicy": json.dumps(redrive)}
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    return queue_url, dlq_url, queue_arn["Attributes"]["QueueArn"]
 
 
 def notify_queue_on_ingest(s3: Any, queue_arn: str) -> None:
