@@ -46,13 +46,21 @@ def last_summary(store: Store) -> dict[str, Any] | None:
     return None
 
 
-def analysis_fingerprint(store: Store, config: PipelineConfig) -> str:
-    """A digest of everything a run's analysis is computed from: records and settings."""
-    # The function's current home; it moves with the process stage's shared code.
+def records_fingerprint(store: Store, config: PipelineConfig) -> str:
+    """The process stage's fingerprint of the records (and kernel settings) it builds from."""
     from imgpipe.process.kernel import processing_settings
     from imgpipe.process.manifest import inputs_fingerprint
 
-    digest = hashlib.sha256(inputs_fingerprint(store, processing_settings(config)).encode())
+    return inputs_fingerprint(store, processing_settings(config))
+
+
+def analysis_fingerprint(store: Store, config: PipelineConfig, records: str) -> str:
+    """A digest of everything a run's analysis is computed from: records and settings.
+
+    ``records`` is :func:`records_fingerprint`, computed once by the caller (it reads every
+    record's version) and shared with :func:`reusable_run`.
+    """
+    digest = hashlib.sha256(records.encode())
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     for key, version in store.list_versions(QUARANTINE_PREFIX):
         digest.update(f"\n{key}\t{version}".encode())
@@ -60,16 +68,15 @@ def analysis_fingerprint(store: Store, config: PipelineConfig) -> str:
 
 
 def reusable_run(
-    store: Store, config: PipelineConfig, previous: dict[str, Any] | None, fingerprint: str
+    store: Store, previous: dict[str, Any] | None, fingerprint: str, records: str
 ) -> Reusable | None:
     """The previous run, when nothing it was computed from changed and its tables are whole."""
-    from imgpipe.process.kernel import processing_settings
-    from imgpipe.process.manifest import inputs_fingerprint, unchanged_counts
+    from imgpipe.process.manifest import unchanged_counts
 
     if previous is None or previous.get("inputs_fingerprint") != fingerprint:
         return None
     # The table itself must be current too (and hold nothing worth retrying).
-    counts = unchanged_counts(store, inputs_fingerprint(store, processing_settings(config)))
+    counts = unchanged_counts(store, records)
     run_id = str(previous.get("run_id", ""))
     if counts is None or not run_id or not any(store.list_keys(tables_prefix(run_id))):
         return None

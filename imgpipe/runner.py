@@ -28,6 +28,7 @@ from imgpipe.rerun import (
     analysis_fingerprint,
     copy_tables,
     last_summary,
+    records_fingerprint,
     reusable_run,
 )
 from imgpipe.store import LocalStore
@@ -287,8 +288,9 @@ def run_pipeline(
         timed("ingest", summary.inputs)
         reusable = None
         if early is None:  # not while the starter imports pyspark: imports would interleave
-            summary.inputs_fingerprint = analysis_fingerprint(store, config)
-            reusable = reusable_run(store, config, previous, summary.inputs_fingerprint)
+            records = records_fingerprint(store, config)
+            summary.inputs_fingerprint = analysis_fingerprint(store, config, records)
+            reusable = reusable_run(store, previous, summary.inputs_fingerprint, records)
         if reusable is not None:
             reuse_analysis(store, summary, reusable, progress, timed)
         else:
@@ -298,7 +300,8 @@ def run_pipeline(
             spark = session.result()
             summary.overheads["spark_start"] = lap()
             if not summary.inputs_fingerprint:
-                summary.inputs_fingerprint = analysis_fingerprint(store, config)
+                records = records_fingerprint(store, config)
+                summary.inputs_fingerprint = analysis_fingerprint(store, config, records)
             analyze_with_spark(spark, store, config, summary, progress, timed)
     summary.overheads["shutdown"] = lap()
     summary.wall_seconds = round(time.perf_counter() - started_at, 3)
