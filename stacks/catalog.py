@@ -173,54 +173,69 @@ class Catalog(Construct):
             "Database",
             catalog_id=Stack.of(self).account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=self.database_name, description="imgpipe: the processed image table"
+                name=self.database_name,
+                description="imgpipe: the processed image table and the quarantine records",
             ),
         )
 
     def _build_images_table(self, bucket: s3.IBucket) -> glue.CfnTable:
-        return glue.CfnTable(
-            self,
+        return self._external_table(
             "ImagesTable",
-            catalog_id=Stack.of(self).account,
-            database_name=self.database_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=IMAGES_TABLE,
-                description="One row per accepted image (written by the process job).",
-                table_type="EXTERNAL_TABLE",
-                parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=glue_columns(image_table_schema()),
-                    location=f"s3://{bucket.bucket_name}/{IMAGES_TABLE_PREFIX}",
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library=PARQUET_STORAGE["serialization_library"],
-                        parameters={"serialization.format": "1"},
-                    ),
-                    input_format=PARQUET_STORAGE["input_format"],
-                    output_format=PARQUET_STORAGE["output_format"],
-                ),
-            ),
+            name=IMAGES_TABLE,
+            description="One row per accepted image (written by the process job).",
+            classification="parquet",
+            schema=image_table_schema(),
+            location=f"s3://{bucket.bucket_name}/{IMAGES_TABLE_PREFIX}",
+            storage=PARQUET_STORAGE,
+            serde_parameters={"serialization.format": "1"},
         )
 
     def _build_quarantine_table(self, bucket: s3.IBucket) -> glue.CfnTable:
-        # Athena lists the location recursively, so quarantine/CREATOR/NAME.json is read too.
+        # Records may sit in creator folders (quarantine/CREATOR/NAME.json). Athena's docs say
+        # it reads "all data" under the location; that this includes subfolders is not checked
+        # here (no account): README says how to check it after the first deploy.
+        return self._external_table(
+            "QuarantineTable",
+            name=QUARANTINE_TABLE,
+            description="One row per quarantine record (and superseded marker: no reason).",
+            classification="json",
+            schema=quarantine_schema(),
+            location=f"s3://{bucket.bucket_name}/{QUARANTINE_PREFIX}",
+            storage=ION_STORAGE,
+        )
+
+    def _external_table(
+        self,
+        construct_id: str,
+        *,
+        name: str,
+        description: str,
+        classification: str,
+        schema: T.StructType,
+        location: str,
+        storage: dict[str, str],
+        serde_parameters: dict[str, str] | None = None,
+    ) -> glue.CfnTable:
+        """An external Glue table whose columns come from the pipeline's own Spark schema."""
         return glue.CfnTable(
             self,
-            "QuarantineTable",
+            construct_id,
             catalog_id=Stack.of(self).account,
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
-                name=QUARANTINE_TABLE,
-                description="One row per quarantine record (and superseded marker: no reason).",
+                name=name,
+                description=description,
                 table_type="EXTERNAL_TABLE",
-                parameters={"classification": "json", "EXTERNAL": "TRUE"},
+                parameters={"classification": classification, "EXTERNAL": "TRUE"},
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=glue_columns(quarantine_schema()),
-                    location=f"s3://{bucket.bucket_name}/{QUARANTINE_PREFIX}",
+                    columns=glue_columns(schema),
+                    location=location,
                     serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library=ION_STORAGE["serialization_library"]
+                        serialization_library=storage["serialization_library"],
+                        parameters=serde_parameters,
                     ),
-                    input_format=ION_STORAGE["input_format"],
-                    output_format=ION_STORAGE["output_format"],
+                    input_format=storage["input_format"],
+                    output_format=storage["output_format"],
                 ),
             ),
         )
