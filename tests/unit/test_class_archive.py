@@ -1,0 +1,79 @@
+"""The class archive's bookkeeping: where it lives, when a run writes it, how it is published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imgpipe.class_archive import ClassArchive, class_archive
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("IMGPIPE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMGPIPE_CLASS_ARCHIVE", raising=False)
+    return tmp_path / "cache"
+
+
+def test_an_existing_archive_is_mapped(tmp_path: Path) -> None:
+    archive = ClassArchive(tmp_path / "spark.jsa")
+    archive.path.write_bytes(b"archive")
+
+    assert archive.jvm_option(create=True) == f"-XX:SharedArchiveFile={archive.path}"
+
+
+def test_without_one_only_a_run_that_waits_for_it_asks_the_jvm_to_write_it(tmp_path: Path) -> None:
+    archive = ClassArchive(tmp_path / "cache" / "spark.jsa")
+
+    assert archive.jvm_option(create=False) == ""
+    option = archive.jvm_option(create=True)
+
+    assert option == f"-XX:ArchiveClassesAtExit={archive.partial}"
+    assert archive.partial.parent.is_dir() and archive.partial != archive.path
+
+
+def test_partial_archives_of_runs_that_died_are_cleared(tmp_path: Path) -> None:
+    archive = ClassArchive(tmp_path / "spark.jsa")
+    stale = tmp_path / "spark.jsa.12345.partial"
+    stale.write_bytes(b"half an archive")
+
+    archive.jvm_option(create=True)
+
+    assert not stale.exists()
+
+
+def test_publishing_moves_a_finished_archive_into_place(tmp_path: Path) -> None:
+    archive = ClassArchive(tmp_path / "spark.jsa")
+    assert not archive.publish()  # the JVM wrote nothing
+
+    archive.partial.write_bytes(b"archive")
+
+    assert archive.publish()
+    assert archive.path.read_bytes() == b"archive" and not archive.partial.exists()
+
+
+def test_the_archive_belongs_to_one_jdk(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = class_archive()
+    assert first is not None and first.path.parent == cache
+
+    other_jdk = tmp_path / "jdk"
+    (other_jdk / "bin").mkdir(parents=True)
+    (other_jdk / "bin" / "java").write_bytes(b"#!/bin/sh\n")
+    monkeypatch.setenv("JAVA_HOME", str(other_jdk))
+    second = class_archive()
+
+    assert second is not None and second.path != first.path
+
+
+def test_it_can_be_turned_off_and_needs_a_java(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMGPIPE_CLASS_ARCHIVE", "0")
+    assert class_archive() is None
+
+    monkeypatch.delenv("IMGPIPE_CLASS_ARCHIVE")
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-such-jdk"))
+    assert class_archive() is None
