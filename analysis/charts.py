@@ -19,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.titles import TITLES, human_bytes
+
 MAX_NAME_CHARS = 40
 MAX_BARS = 20
 BAR_COLOR = sns.color_palette("deep")[0]
@@ -34,16 +36,6 @@ def short_name(value: object, limit: int = MAX_NAME_CHARS) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("$", r"\$")
-
-
-def human_bytes(count: float) -> str:
-    """``1536`` -> ``'1.5 KB'`` (powers of 1024)."""
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def new_figure(width: float = 8.0, height: float = 4.5) -> tuple[Figure, Axes]:
@@ -266,25 +258,7 @@ def quarantine_reasons_chart(frame: pd.DataFrame) -> Figure:
     )
 
 
-TITLES: dict[str, str] = {
-    "top_labels": "Top labels",
-    "label_parents": "Label hierarchy",
-    "label_categories": "Label categories",
-    "label_pairs": "Labels seen together",
-    "creators": "Images per creator",
-    "images_over_time": "Images over time",
-    "cameras": "Cameras",
-    "formats": "Formats",
-    "megapixels": "Resolution",
-    "sharpness": "Sharpness",
-    "brightness": "Brightness",
-    "quality": "Quality flags",
-    "exact_duplicates": "Exact duplicates",
-    "near_duplicates": "Near duplicates",
-    "quarantine_reasons": "Quarantine reasons",
-}
-
-# The charted tables, in report order.
+# The charted tables, in report order (the order of TITLES).
 CHARTS: dict[str, Chart] = {
     "top_labels": top_labels_chart,
     "label_parents": label_parents_chart,

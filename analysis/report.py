@@ -15,9 +15,9 @@ import jinja2
 import pandas as pd
 
 from analysis import report_prefix, tables_prefix
-from analysis.charts import CHARTS, TITLES, chart, figure_png, human_bytes
 from analysis.empty import nothing_to_show
 from analysis.gallery import gallery_view
+from analysis.titles import TITLES, human_bytes
 from imgpipe.store import Store
 
 TABLE_ROWS = 10  # rows of each table shown under its chart
@@ -67,15 +67,34 @@ def render_charts(store: Store, run_id: str, tables: Mapping[str, pd.DataFrame])
 
     A table with nothing to show gets no chart: the page says why in one line instead.
     """
+    # Imported here: matplotlib and seaborn take seconds, and a page that reuses an earlier
+    # run's charts (copy_charts) never needs them.
+    from analysis.charts import chart, figure_png
+
     prefix = report_prefix(run_id)
     images = accepted_images(tables)
     names: list[str] = []
-    for name in CHARTS:
+    for name in TITLES:
         if nothing_to_show(name, tables.get(name), images):
             continue
         png = figure_png(chart(name, tables.get(name)))
         store.put_bytes(f"{prefix}{name}.png", png, "image/png")
         names.append(f"{name}.png")
+    return names
+
+
+def copy_charts(store: Store, source_run: str, run_id: str) -> list[str]:
+    """Copy the charts of a run whose tables this run reuses unchanged; return the file names.
+
+    Charts are drawn from the tables alone, so the same tables give the same PNGs.
+    """
+    source, target = report_prefix(source_run), report_prefix(run_id)
+    names: list[str] = []
+    for name in TITLES:
+        png = store.get_bytes_or_none(f"{source}{name}.png")
+        if png is not None:
+            store.put_bytes(f"{target}{name}.png", png, "image/png")
+            names.append(f"{name}.png")
     return names
 
 
@@ -199,7 +218,7 @@ def render_html(
             "empty": nothing_to_show(name, tables.get(name), images),
             "table": table_view(tables.get(name), SHOWN_COLUMNS[name], TABLE_ROWS),
         }
-        for name in CHARTS
+        for name in TITLES
     ]
     overview = tables.get("overview")
     return (
@@ -225,6 +244,7 @@ def build_report(
     run_id: str,
     tables: dict[str, pd.DataFrame] | None,
     summary: dict[str, Any],
+    charts_of: str | None = None,
 ) -> str:
     """Write the charts and ``index.html`` of a run; return the key of ``index.html``.
 
@@ -236,11 +256,15 @@ def build_report(
         run_id: The run to report on.
         tables: The analyze job's tables by name; ``None`` reads them from the store.
         summary: The run summary (run_id, inputs, accepted, ..., stages).
+        charts_of: A run whose tables these are, unchanged: its charts are copied, not drawn.
     """
     started = time.perf_counter()
     if tables is None:
         tables = load_tables(store, run_id)
-    charts = render_charts(store, run_id, tables)
+    if charts_of is None:
+        charts = render_charts(store, run_id, tables)
+    else:
+        charts = copy_charts(store, charts_of, run_id)
     summary.setdefault("stages", {})["report"] = {
         "seconds": round(time.perf_counter() - started, 3),
         "images": accepted_images(tables),

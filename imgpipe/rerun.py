@@ -10,7 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from analysis import tables_prefix
@@ -62,9 +66,37 @@ def analysis_fingerprint(store: Store, config: PipelineConfig, records: str) -> 
     """
     digest = hashlib.sha256(records.encode())
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    digest.update(analysis_code_digest().encode())
     for key, version in store.list_versions(QUARANTINE_PREFIX):
         digest.update(f"\n{key}\t{version}".encode())
     return digest.hexdigest()
+
+
+@cache
+def analysis_code_digest() -> str:
+    """A digest of the code that turns the table into the report: its queries and charts.
+
+    An upgrade that changes an analysis or a chart must not reuse the older run's results.
+    """
+    return code_digest(files("analysis"))
+
+
+def code_digest(package: Traversable) -> str:
+    """A digest of a package's code files (Python, SQL, templates), names included."""
+    digest = hashlib.sha256()
+    for name, entry in sorted(_code_files(package), key=lambda found: found[0]):
+        digest.update(f"{name}\n".encode())
+        digest.update(entry.read_bytes())
+    return digest.hexdigest()
+
+
+def _code_files(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
+    for entry in folder.iterdir():
+        name = f"{prefix}{entry.name}"
+        if entry.is_dir() and entry.name != "__pycache__":
+            yield from _code_files(entry, f"{name}/")
+        elif entry.name.endswith((".py", ".sql", ".j2", ".css", ".js")):
+            yield name, entry
 
 
 def reusable_run(

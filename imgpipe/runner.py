@@ -202,7 +202,9 @@ def reuse_analysis(
     timed("analyze", 0)
     summary.stages["analyze"]["note"] = note
     with progress.stage("report"):
-        summary.report = build_report(store, summary.run_id, None, summary.to_dict())
+        summary.report = build_report(
+            store, summary.run_id, None, summary.to_dict(), charts_of=reusable.run_id
+        )
     timed("report", int(summary.stages.get("report", {}).get("images", 0)))
 
 

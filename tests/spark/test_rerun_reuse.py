@@ -77,6 +77,29 @@ def test_rerun_with_nothing_new_reuses_the_analysis_without_spark(
     assert first.run_id in summary["stages"]["analyze"]["note"]
     assert summary["stages"]["process"]["decoded"] == 0
     assert f"nothing changed since run {first.run_id}: report reused" in second.describe()
+    # Same tables, same charts: the earlier run's PNGs are copied, not drawn again.
+    charts = sorted(path.name for path in (out / "reports" / first.run_id).glob("*.png"))
+    assert charts
+    for name in charts:
+        copied = out / "reports" / second.run_id / name
+        assert copied.read_bytes() == (out / "reports" / first.run_id / name).read_bytes()
+
+
+def test_a_changed_analysis_is_not_answered_from_the_last_run(
+    tmp_path: Path, counted_spark_starts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgpipe import rerun
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    add_photo(inputs, 2)
+    run(inputs, out)
+    # What an upgrade that changes a query or a chart does to the code's digest.
+    monkeypatch.setattr(rerun, "analysis_code_digest", lambda: "another version")
+
+    second = run(inputs, out)
+
+    assert second.reused_analysis_of is None and len(counted_spark_starts) == 2
 
 
 def test_rerun_with_one_new_image_starts_spark_and_decodes_only_it(
