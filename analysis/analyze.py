@@ -14,8 +14,9 @@ The EMR entry point (``spark_jobs/analyze.py``) and the local runner both call
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,16 @@ DARK_BRIGHTNESS_BELOW = 40.0
 OVEREXPOSED_BRIGHTNESS_ABOVE = 215.0
 # Analyses submitted to Spark at once.
 CONCURRENT_QUERIES = 4
+# Session settings while a local run analyzes. Its tables are KB to a few MB, held in one
+# partition (see register_views), and a Spark job costs tens of ms of scheduling, more in a
+# young JVM, whatever its size. Adaptive execution runs every shuffle stage as a job of its
+# own, and a broadcast join collects its small side in one: these make each query one job.
+# EMR keeps Spark's defaults (and stacks/processing.py's settings): right for large tables.
+LOCAL_SETTINGS = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.sql.shuffle.partitions": "1",
+}
 
 
 def query_parameters(config: PipelineConfig) -> dict[str, Any]:
@@ -114,8 +125,44 @@ def load_quarantine(spark: SparkSession, store: Store) -> DataFrame:
     )
 
 
-def register_views(spark: SparkSession, images: DataFrame, quarantine: DataFrame) -> None:
-    """Register ``images``, ``quarantine`` and the helper views the queries read."""
+def is_local(spark: SparkSession) -> bool:
+    """Whether Spark runs in local mode (one machine), not on a cluster such as EMR."""
+    return (spark.sparkContext.master or "").startswith("local")
+
+
+@contextmanager
+def local_settings(spark: SparkSession) -> Iterator[None]:
+    """Apply :data:`LOCAL_SETTINGS` for the block in local mode; restore them after it.
+
+    The session is shared with the other stages (the process stage runs before analyze).
+    """
+    if not is_local(spark):
+        yield
+        return
+    saved = {key: spark.conf.get(key, None) for key in LOCAL_SETTINGS}
+    for key, value in LOCAL_SETTINGS.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
+
+
+def register_views(
+    spark: SparkSession, images: DataFrame, quarantine: DataFrame, *, one_partition: bool = False
+) -> None:
+    """Register ``images``, ``quarantine`` and the helper views the queries read.
+
+    With ``one_partition`` (for small tables), the cached tables are each one partition: a
+    group-by, window, join or sort over them needs no shuffle, so most queries run as one
+    Spark stage.
+    """
+    if one_partition:
+        images, quarantine = images.coalesce(1), quarantine.coalesce(1)
     images.createOrReplaceTempView("images")
     quarantine.createOrReplaceTempView("quarantine")
     for name in VIEWS:
@@ -167,16 +214,18 @@ def run_analyze(
     """
     tables_prefix(run_id)  # reject a bad run id before any Spark work
     store = open_store(root)
-    register_views(spark, load_images(spark, store), load_quarantine(spark, store))
     params = query_parameters(config)
-    try:
-        # The queries are small and independent: submitted together, Spark's scheduler fills
-        # the cores with one query's tasks while another waits on its own job's overhead.
-        with ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES) as pool:
-            frames = pool.map(lambda name: run_query(spark, name, params).toPandas(), ANALYSES)
-            tables = dict(zip(ANALYSES, frames, strict=True))
-    finally:
-        for name in ("images", "quarantine", *VIEWS):
-            spark.catalog.uncacheTable(name)
+    with local_settings(spark):
+        images, quarantine = load_images(spark, store), load_quarantine(spark, store)
+        register_views(spark, images, quarantine, one_partition=is_local(spark))
+        try:
+            # The queries are small and independent: submitted together, Spark's scheduler
+            # fills the cores with one query's tasks while another waits on its job's overhead.
+            with ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES) as pool:
+                frames = pool.map(lambda name: run_query(spark, name, params).toPandas(), ANALYSES)
+                tables = dict(zip(ANALYSES, frames, strict=True))
+        finally:
+            for name in ("images", "quarantine", *VIEWS):
+                spark.catalog.uncacheTable(name)
     write_tables(store, run_id, tables)
     return tables

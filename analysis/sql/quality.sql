@@ -1,20 +1,17 @@
 -- Images flagged by the quality thresholds (the rule column states each threshold), with the
 -- keys of the flagged images (the first :top_n, in key order; all of them in the gallery).
+-- stack() gives each image one row per flag in a single pass over the table.
 WITH flagged AS (
-  SELECT 1 AS flag_order, 'blurry' AS flag, concat('sharpness < ', :blurry_below) AS rule,
-    sharpness < :blurry_below AS hit, key
+  SELECT flag_order, flag, rule, hit, key
   FROM images
-  UNION ALL
-  SELECT 2, 'dark', concat('brightness < ', :dark_below), brightness < :dark_below, key
-  FROM images
-  UNION ALL
-  SELECT 3, 'overexposed', concat('brightness > ', :overexposed_above),
-    brightness > :overexposed_above, key
-  FROM images
-  UNION ALL
-  SELECT 4, 'unmeasured', 'no features (process_error)',
-    sharpness IS NULL OR brightness IS NULL, key
-  FROM images
+  LATERAL VIEW stack(
+    4,
+    1, 'blurry', concat('sharpness < ', :blurry_below), sharpness < :blurry_below,
+    2, 'dark', concat('brightness < ', :dark_below), brightness < :dark_below,
+    3, 'overexposed', concat('brightness > ', :overexposed_above),
+      brightness > :overexposed_above,
+    4, 'unmeasured', 'no features (process_error)', sharpness IS NULL OR brightness IS NULL
+  ) flags AS flag_order, flag, rule, hit
 )
 SELECT
   flag,

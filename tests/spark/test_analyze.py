@@ -390,3 +390,40 @@ def test_main_runs_the_job_from_command_line_arguments(root: Path) -> None:
 def test_run_id_with_a_slash_is_rejected(spark: SparkSession, root: Path) -> None:
     with pytest.raises(ValueError, match="one path segment"):
         run_analyze(spark, str(root), "../escape", CONFIG)
+
+
+def test_each_analysis_runs_as_one_spark_job(spark: SparkSession, root: Path) -> None:
+    # A Spark job costs scheduling time (more in a young JVM) whatever its size: the 18
+    # analyses once took ~117 jobs (adaptive execution, broadcast joins, scalar subqueries).
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(None))
+    run_analyze(spark, str(root), "run-jobs", CONFIG)
+    assert len(set(tracker.getJobIdsForGroup(None)) - before) <= len(ANALYSES)
+
+
+def test_analyze_restores_the_session_settings_it_changes(spark: SparkSession, root: Path) -> None:
+    # The session is shared with the process stage (and, here, the other tests).
+    keys = (
+        "spark.sql.adaptive.enabled",
+        "spark.sql.autoBroadcastJoinThreshold",
+        "spark.sql.shuffle.partitions",
+    )
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")  # Spark's default
+    before = {key: spark.conf.get(key) for key in keys}
+    run_analyze(spark, str(root), "run-settings", CONFIG)
+    assert {key: spark.conf.get(key) for key in keys} == before
+
+
+def test_a_mean_confidence_on_a_rounding_tie_rounds_half_up(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # 667 images with Coffee at 95.465: the mean is 95.465, which rounds to 95.47. A sum of
+    # the 667 doubles in one partition lands just below (95.4649...) and would round to 95.46.
+    rows = [
+        image_row(f"ingest/coffee/{n}.jpg", f"{n:064x}", labels=[label("Coffee", 95.465)])
+        for n in range(667)
+    ]
+    write_collection(spark, LocalStore(tmp_path), rows, [])
+    top = run_analyze(spark, str(tmp_path), "tie", CONFIG)["top_labels"]
+    assert as_dict(top, "label", "mean_confidence") == {"Coffee": 95.47}
