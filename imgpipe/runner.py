@@ -224,8 +224,13 @@ def analyze_with_spark(
     summary: RunSummary,
     progress: ProgressReporter,
     timed: Callable[[str, int], None],
+    records: str,
 ) -> None:
-    """The process, analyze and report stages in one SparkSession."""
+    """The process, analyze and report stages in one SparkSession.
+
+    ``records`` is the records' fingerprint the runner just took: the process stage needs it
+    and need not read every record again.
+    """
     # Imported here: pyspark is slow to import and the CLI's usage errors should be instant.
     from analysis.analyze import run_analyze
     from analysis.report import build_report
@@ -233,7 +238,7 @@ def analyze_with_spark(
 
     root = store.uri()
     with progress.stage("process"):
-        counts = run_process(spark, root, config)
+        counts = run_process(spark, root, config, fingerprint=records)
         summary.processed = counts["processed"]
         timed("process", counts["records"])
         # Every row of the table was either decoded by this run or reused from earlier work
@@ -333,7 +338,7 @@ def run_pipeline(
             if not summary.inputs_fingerprint:
                 records = records_fingerprint(store, config)
                 summary.inputs_fingerprint = analysis_fingerprint(store, config, records)
-            analyze_with_spark(spark, store, config, summary, progress, timed)
+            analyze_with_spark(spark, store, config, summary, progress, timed, records)
             save_class_archive(spark, progress, summary, lap)
     summary.overheads["shutdown"] = lap()
     summary.wall_seconds = round(time.perf_counter() - started_at, 3)

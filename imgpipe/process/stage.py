@@ -13,17 +13,22 @@ import logging
 import uuid
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from imgpipe.config import PipelineConfig
 from imgpipe.process.kernel import processing_settings, with_features
-from imgpipe.process.manifest import inputs_fingerprint, unchanged_counts, write_manifest
+from imgpipe.process.manifest import (
+    COUNT_NAMES,
+    inputs_fingerprint,
+    unchanged_counts,
+    write_manifest,
+)
 from imgpipe.process.transforms import (
     flatten_records,
     partition_count,
     pending_images,
-    retryable_error,
+    table_counts,
     to_feature_rows,
     to_image_table,
     with_cached_features,
@@ -67,13 +72,23 @@ def read_features(spark: SparkSession, features_uri: str, settings: str) -> Data
     return cached.where(F.col("settings") == settings)
 
 
-def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[str, int]:
+def run_process(
+    spark: SparkSession, root: str, config: PipelineConfig, fingerprint: str | None = None
+) -> dict[str, int]:
     """Process new content under ``root`` and rewrite ``processed/images/``.
 
     Only checksums without cached features (for these settings) are decoded; everything else
     is joined from ``processed/features/``, so a re-run with no new images decodes nothing.
     When no record changed since the table was built (same keys, same content, same settings,
     nothing left to retry), the table is kept as it is and no Spark job runs at all.
+
+    Args:
+        spark: The session.
+        root: The store's root (a local folder or ``s3://BUCKET``).
+        config: Thumbnail and decoding settings.
+        fingerprint: :func:`~imgpipe.process.manifest.inputs_fingerprint` of the records, when
+            the caller has just computed it (the local runner does); computed here otherwise.
+            It must be taken before this call reads the records.
 
     Returns:
         Counts: ``records`` (table rows), ``processed`` (rows with features), ``failed`` (rows
@@ -83,50 +98,59 @@ def run_process(spark: SparkSession, root: str, config: PipelineConfig) -> dict[
     settings = processing_settings(config)
     # Taken before the records are read: a record written meanwhile changes the next run's
     # fingerprint, so it can never be skipped.
-    fingerprint = inputs_fingerprint(store, settings)
+    if fingerprint is None:
+        fingerprint = inputs_fingerprint(store, settings)
     unchanged = unchanged_counts(store, fingerprint)
     if unchanged is not None:
         LOG.info("process: no record changed since the table was built; kept %s", unchanged)
         return {**unchanged, "decoded": 0}
-    features_uri = store.uri(FEATURES_PREFIX)
-    records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
-    todo = pending_images(records, read_features(spark, features_uri, settings)).cache()
-    totals = todo.agg(
-        F.count("*").alias("images"), F.count("size").alias("sized"), F.sum("size").alias("bytes")
-    ).first()
-    pending = int(totals["images"]) if totals else 0
-    if totals and pending:
-        # One record without a size makes the total unknown: partitions are counted then.
-        total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
-        partitions = partition_count(pending, spark.sparkContext.defaultParallelism, total_bytes)
-        decoded = to_feature_rows(
-            with_features(todo.repartition(partitions), root, config), settings
-        )
-        # A folder of its own per run: appends never touch what earlier runs wrote.
-        run_folder = f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/"
-        decoded.write.mode("errorifexists").parquet(store.uri(run_folder))
-    todo.unpersist()
-    joined = with_cached_features(records, read_features(spark, features_uri, settings))
+    # Read once: the pending images and the table are both built from the same records.
+    records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX))).cache()
+    known = read_features(spark, store.uri(FEATURES_PREFIX), settings)
+    pending, features = _decode_pending(spark, root, records, known, config)
+    observation = Observation("image_table")
+    table = to_image_table(with_cached_features(records, features)).observe(
+        observation, *table_counts()
+    )
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
     # Staged, then swapped in: a run killed while writing leaves the previous table whole.
-    write_parquet_atomically(spark, to_image_table(joined), table_uri)
-    row = (
-        spark.read.parquet(table_uri)
-        .agg(
-            F.count("*").alias("records"),
-            F.count("process_error").alias("failed"),
-            F.count("thumbnail_key").alias("processed"),
-            F.count(F.when(retryable_error(), True)).alias("retryable"),
-        )
-        .first()
-    )
-    counts = {
-        "records": int(row["records"]) if row else 0,
-        "processed": int(row["processed"]) if row else 0,
-        "failed": int(row["failed"]) if row else 0,
-    }
-    if row is None or not row["retryable"]:
+    # The counts are observed while the table is written: no second pass reads it back.
+    write_parquet_atomically(spark, table, table_uri)
+    records.unpersist()
+    observed = observation.get
+    counts = {name: int(observed.get(name) or 0) for name in COUNT_NAMES}
+    if not observed.get("retryable"):
         # Inside the table's folder: it is swapped out together with the table it describes.
         write_manifest(store, fingerprint, counts)
     LOG.info("process: %s -> %s", counts, table_uri)
     return {**counts, "decoded": pending}
+
+
+def _decode_pending(
+    spark: SparkSession, root: str, records: DataFrame, known: DataFrame, config: PipelineConfig
+) -> tuple[int, DataFrame]:
+    """Decode the content without cached features: how many, and every usable feature row.
+
+    The new features are written to a folder of their own under ``processed/features/`` and
+    read back from there alone; ``known`` keeps the listing of the earlier folders it was read
+    with, so nothing is listed twice.
+    """
+    store = open_store(root)
+    settings = processing_settings(config)
+    todo = pending_images(records, known).cache()
+    totals = todo.agg(
+        F.count("*").alias("images"), F.count("size").alias("sized"), F.sum("size").alias("bytes")
+    ).first()
+    pending = int(totals["images"]) if totals else 0
+    if not totals or not pending:
+        todo.unpersist()
+        return 0, known
+    # One record without a size makes the total unknown: partitions are counted then.
+    total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
+    partitions = partition_count(pending, spark.sparkContext.defaultParallelism, total_bytes)
+    decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
+    # A folder of its own per run: appends never touch what earlier runs wrote.
+    run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
+    decoded.write.mode("errorifexists").parquet(run_uri)
+    todo.unpersist()
+    return pending, known.unionByName(read_features(spark, run_uri, settings))

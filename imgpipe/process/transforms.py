@@ -92,6 +92,16 @@ def retryable_error() -> Column:
     return F.col("process_error").startswith(Reason.UNREADABLE.value)
 
 
+def table_counts() -> list[Column]:
+    """The image table's counts as aggregate columns (``COUNT_NAMES`` and ``retryable``)."""
+    return [
+        F.count(F.lit(1)).alias("records"),
+        F.count("thumbnail_key").alias("processed"),
+        F.count("process_error").alias("failed"),
+        F.count(F.when(retryable_error(), True)).alias("retryable"),
+    ]
+
+
 def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     """Kernel output -> feature-cache rows. A missing object is not cached: it may come back."""
     cacheable = F.coalesce(~retryable_error(), F.lit(True))
