@@ -58,17 +58,22 @@ def read_records(spark: SparkSession, metadata_uri: str) -> DataFrame:
         return spark.createDataFrame([], record_schema())
 
 
-def read_features(spark: SparkSession, features_uri: str, settings: str) -> DataFrame:
-    """Cached features for ``settings``; none yet reads as empty."""
-    schema = features_cache_schema()
+def read_features(spark: SparkSession, features_uri: str, settings: str) -> DataFrame | None:
+    """Cached features for ``settings``; None before any run cached some.
+
+    None rather than an empty DataFrame: an empty one made on the driver is an RDD that Spark
+    cannot see is empty, so a first run would pay a join (and its jobs) against nothing.
+    """
     try:
         cached = (
-            spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(features_uri)
+            spark.read.schema(features_cache_schema())
+            .option("recursiveFileLookup", "true")
+            .parquet(features_uri)
         )
     except AnalysisException as exc:
         if exc.getCondition() != "PATH_NOT_FOUND":
             raise
-        cached = spark.createDataFrame([], schema)
+        return None
     return cached.where(F.col("settings") == settings)
 
 
@@ -127,8 +132,12 @@ def run_process(
 
 
 def _decode_pending(
-    spark: SparkSession, root: str, records: DataFrame, known: DataFrame, config: PipelineConfig
-) -> tuple[int, DataFrame]:
+    spark: SparkSession,
+    root: str,
+    records: DataFrame,
+    known: DataFrame | None,
+    config: PipelineConfig,
+) -> tuple[int, DataFrame | None]:
     """Decode the content without cached features: how many, and every usable feature row.
 
     The new features are written to a folder of their own under ``processed/features/`` and
@@ -153,4 +162,7 @@ def _decode_pending(
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
     todo.unpersist()
-    return pending, known.unionByName(read_features(spark, run_uri, settings))
+    new = read_features(spark, run_uri, settings)
+    if known is None or new is None:
+        return pending, known or new
+    return pending, known.unionByName(new)

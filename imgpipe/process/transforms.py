@@ -75,16 +75,19 @@ def partition_count(records: int, parallelism: int, total_bytes: int | None = No
     return min(records, max(parallelism * TASKS_PER_CORE, by_size))
 
 
-def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
-    """One row per content checksum that has no cached features yet (copies decode once)."""
+def pending_images(records: DataFrame, known: DataFrame | None) -> DataFrame:
+    """One row per content checksum that has no cached features yet (copies decode once).
+
+    ``known`` None: no features are cached at all, so every checksum is pending.
+    """
     distinct = records.groupBy("checksum").agg(
         F.min("key").alias("key"),
         F.first("orientation").alias("orientation"),
         F.max("size").alias("size"),  # same content, same size: any copy's will do
     )
-    return distinct.join(known.select("checksum"), on="checksum", how="left_anti").select(
-        "key", "checksum", "orientation", "size"
-    )
+    if known is not None:
+        distinct = distinct.join(known.select("checksum"), on="checksum", how="left_anti")
+    return distinct.select("key", "checksum", "orientation", "size")
 
 
 def retryable_error() -> Column:
@@ -113,18 +116,26 @@ def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     )
 
 
-def with_cached_features(records: DataFrame, known: DataFrame) -> DataFrame:
-    """Records joined to their content's features (newest when computed twice)."""
-    newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
-    features = (
-        known.withColumn("rank", F.row_number().over(newest))
-        .where(F.col("rank") == 1)
-        .select("checksum", *FEATURE_NAMES)
-    )
+def with_cached_features(records: DataFrame, known: DataFrame | None) -> DataFrame:
+    """Records joined to their content's features (newest when computed twice).
+
+    ``known`` None: no features at all, every row's feature columns are null.
+    """
+    if known is None:
+        fields = {f.name: f.dataType for f in features_cache_schema().fields}
+        joined = records.select(
+            "*", *(F.lit(None).cast(fields[name]).alias(name) for name in FEATURE_NAMES)
+        )
+    else:
+        newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+        features = (
+            known.withColumn("rank", F.row_number().over(newest))
+            .where(F.col("rank") == 1)
+            .select("checksum", *FEATURE_NAMES)
+        )
+        joined = records.join(features, on="checksum", how="left")
     missing = F.when(
         F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
         F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),
     )
-    return records.join(features, on="checksum", how="left").withColumn(
-        "process_error", F.coalesce(F.col("process_error"), missing)
-    )
+    return joined.withColumn("process_error", F.coalesce(F.col("process_error"), missing))

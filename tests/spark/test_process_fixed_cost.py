@@ -1,0 +1,85 @@
+"""The process stage's fixed cost in a local run: few Spark jobs, the records hashed once.
+
+Jobs are counted by Spark's own status tracker, for the stage as the local runner runs it
+(``LOCAL_PROCESS_SQL``): on a first run there is no feature cache to join against, and the
+table's counts come from the write itself, not from reading the table back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from imgpipe.config import PipelineConfig
+from imgpipe.process import stage
+from imgpipe.process.stage import run_process
+from imgpipe.rerun import records_fingerprint
+from imgpipe.runner import LOCAL_PROCESS_SQL, sql_settings
+from imgpipe.store import LocalStore
+from tests.imagefactory import jpeg_bytes, photo_like
+from tests.tablefixtures import add_image
+
+pytestmark = pytest.mark.spark
+
+
+def add_photos(store: LocalStore, count: int) -> None:
+    for seed in range(count):
+        add_image(store, f"ingest/p{seed:03d}.jpg", jpeg_bytes(photo_like(320, 240, seed)))
+
+
+def spark_jobs(spark: SparkSession, work: Callable[[], Any]) -> tuple[int, Any]:
+    """How many Spark jobs ``work`` ran, and what it returned."""
+    context = spark.sparkContext
+    group = f"counted-{uuid.uuid4().hex}"
+    context.setJobGroup(group, "jobs counted by a test")
+    try:
+        result = work()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    return len(context.statusTracker().getJobIdsForGroup(group)), result
+
+
+def test_a_first_local_run_takes_four_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 5)
+    with sql_settings(spark, LOCAL_PROCESS_SQL):
+        jobs, counts = spark_jobs(spark, lambda: run_process(spark, store.uri(), PipelineConfig()))
+    assert counts == {"records": 5, "processed": 5, "failed": 0, "decoded": 5}
+    # The pending images' count and size, the decode with the features write, the features'
+    # broadcast for the join, the table write. Before: an anti-join against an empty cache,
+    # and a read-back of the table for its counts.
+    assert jobs == 4
+
+
+def test_session_settings_are_restored_after_the_stage(spark: SparkSession) -> None:
+    before = spark.conf.get("spark.sql.adaptive.enabled")
+    with sql_settings(spark, {"spark.sql.adaptive.enabled": "false"}):
+        assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
+    assert spark.conf.get("spark.sql.adaptive.enabled") == before
+
+
+def test_the_runners_fingerprint_spares_hashing_the_records_again(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 3)
+    config = PipelineConfig()
+    fingerprint = records_fingerprint(store, config)
+
+    def hashed_again(*_: object) -> str:
+        raise AssertionError("the records were listed and hashed a second time")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage, "inputs_fingerprint", hashed_again)
+        counts = run_process(spark, store.uri(), config, fingerprint=fingerprint)
+    assert counts == {"records": 3, "processed": 3, "failed": 0, "decoded": 3}
+    # The manifest holds the fingerprint given: a run that hashes the records itself finds
+    # nothing changed, and runs no Spark job at all.
+    jobs, again = spark_jobs(spark, lambda: run_process(spark, store.uri(), config))
+    assert again == {"records": 3, "processed": 3, "failed": 0, "decoded": 0}
+    assert jobs == 0
