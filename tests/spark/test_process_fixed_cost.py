@@ -83,3 +83,13 @@ def test_the_runners_fingerprint_spares_hashing_the_records_again(
     jobs, again = spark_jobs(spark, lambda: run_process(spark, store.uri(), config))
     assert again == {"records": 3, "processed": 3, "failed": 0, "decoded": 0}
     assert jobs == 0
+
+
+def test_a_local_run_over_no_records_counts_an_empty_table(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    (tmp_path / "metadata").mkdir()
+    with sql_settings(spark, LOCAL_PROCESS_SQL):
+        counts = run_process(spark, str(tmp_path), PipelineConfig())
+    assert counts == {"records": 0, "processed": 0, "failed": 0, "decoded": 0}
+    assert spark.read.parquet((tmp_path / "processed" / "images").as_uri()).count() == 0
