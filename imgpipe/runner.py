@@ -224,22 +224,6 @@ def _preload(module: str) -> None:
 LOCAL_PROCESS_SQL = {"spark.sql.adaptive.enabled": "false"}
 
 
-@contextlib.contextmanager
-def sql_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """``settings`` on the session for the block, then back as they were."""
-    previous = {name: spark.conf.get(name, None) for name in settings}
-    for name, value in settings.items():
-        spark.conf.set(name, value)
-    try:
-        yield
-    finally:
-        for name, old in previous.items():
-            if old is None:
-                spark.conf.unset(name)
-            else:
-                spark.conf.set(name, old)
-
-
 def analyze_with_spark(
     spark: SparkSession,
     store: LocalStore,
@@ -258,9 +242,10 @@ def analyze_with_spark(
     from analysis.analyze import run_analyze
     from analysis.report import build_report
     from imgpipe.process.stage import run_process
+    from imgpipe.spark import session_settings
 
     root = store.uri()
-    with progress.stage("process"), sql_settings(spark, LOCAL_PROCESS_SQL):
+    with progress.stage("process"), session_settings(spark, LOCAL_PROCESS_SQL):
         counts = run_process(spark, root, config, fingerprint=records)
         summary.processed = counts["processed"]
         timed("process", counts["records"])

@@ -19,7 +19,8 @@ from imgpipe.config import PipelineConfig
 from imgpipe.process import stage
 from imgpipe.process.stage import run_process
 from imgpipe.rerun import records_fingerprint
-from imgpipe.runner import LOCAL_PROCESS_SQL, sql_settings
+from imgpipe.runner import LOCAL_PROCESS_SQL
+from imgpipe.spark import session_settings
 from imgpipe.store import LocalStore
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.tablefixtures import add_image
@@ -47,7 +48,7 @@ def spark_jobs(spark: SparkSession, work: Callable[[], Any]) -> tuple[int, Any]:
 def test_a_first_local_run_takes_four_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     add_photos(store, 5)
-    with sql_settings(spark, LOCAL_PROCESS_SQL):
+    with session_settings(spark, LOCAL_PROCESS_SQL):
         jobs, counts = spark_jobs(spark, lambda: run_process(spark, store.uri(), PipelineConfig()))
     assert counts == {"records": 5, "processed": 5, "failed": 0, "decoded": 5}
     # The pending images' count and size, the decode with the features write, the features'
@@ -58,7 +59,7 @@ def test_a_first_local_run_takes_four_spark_jobs(spark: SparkSession, tmp_path: 
 
 def test_session_settings_are_restored_after_the_stage(spark: SparkSession) -> None:
     before = spark.conf.get("spark.sql.adaptive.enabled")
-    with sql_settings(spark, {"spark.sql.adaptive.enabled": "false"}):
+    with session_settings(spark, {"spark.sql.adaptive.enabled": "false"}):
         assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
     assert spark.conf.get("spark.sql.adaptive.enabled") == before
 
@@ -89,7 +90,7 @@ def test_a_local_run_over_no_records_counts_an_empty_table(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     (tmp_path / "metadata").mkdir()
-    with sql_settings(spark, LOCAL_PROCESS_SQL):
+    with session_settings(spark, LOCAL_PROCESS_SQL):
         counts = run_process(spark, str(tmp_path), PipelineConfig())
     assert counts == {"records": 0, "processed": 0, "failed": 0, "decoded": 0}
     assert spark.read.parquet((tmp_path / "processed" / "images").as_uri()).count() == 0
