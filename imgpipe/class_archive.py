@@ -6,7 +6,8 @@ holds those classes already parsed and verified, and the JVM maps it instead (me
 project's 2-core machine: the session's JVM CPU 4.5-5.7 -> 2.6-2.9 s, the first job's 2.9-4.0 ->
 1.4-1.9 s). The JDK writes the archive itself (``-XX:ArchiveClassesAtExit``) when a JVM that
 asked for it exits normally, so the first local run that finds none asks for it and, at its end,
-stops its JVM and waits for the file (:func:`finish`); every later run maps it.
+stops its JVM and waits for the file (:func:`imgpipe.spark.finish_class_archive`); every
+later run maps it.
 
 One archive per JDK and pyspark installation, in ``$IMGPIPE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/imgpipe`` or ``~/.cache/imgpipe``); ``IMGPIPE_CLASS_ARCHIVE=0`` turns it off.

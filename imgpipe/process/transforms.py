@@ -10,7 +10,7 @@ from pyspark.sql.window import Window
 
 from imgpipe.process.kernel import FEATURE_NAMES
 from imgpipe.records import Reason
-from imgpipe.table import features_cache_schema, image_table_schema
+from imgpipe.table import feature_fields, features_cache_schema, image_table_schema
 
 # Entropy decoding dominates the kernel, so a task's time follows its compressed bytes, not its
 # image count: 64 MiB is ~25 12-MP photos or ~700 640 px images, about a second of CPU either
@@ -122,9 +122,8 @@ def with_cached_features(records: DataFrame, known: DataFrame | None) -> DataFra
     ``known`` None: no features at all, every row's feature columns are null.
     """
     if known is None:
-        fields = {f.name: f.dataType for f in features_cache_schema().fields}
         joined = records.select(
-            "*", *(F.lit(None).cast(fields[name]).alias(name) for name in FEATURE_NAMES)
+            "*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in feature_fields())
         )
     else:
         newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
