@@ -238,14 +238,14 @@ def exact_duplicates_chart(frame: pd.DataFrame) -> Figure:
 def near_duplicates_chart(frame: pd.DataFrame) -> Figure:
     if frame.empty:
         return no_data(TITLES["near_duplicates"])
-    counts = frame.groupby("distance").size().rename("pairs").reset_index()
+    counts = frame.groupby("distance").size().rename("images").reset_index()
     return column_chart(
         counts,
         "distance",
-        "pairs",
+        "images",
         TITLES["near_duplicates"],
-        "pHash Hamming distance (bits)",
-        "pairs",
+        "pHash Hamming distance to the closest (bits)",
+        "images",
     )
 
 

@@ -36,7 +36,7 @@ SHOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "brightness": ("bin", "images"),
     "quality": ("flag", "rule", "images", "keys"),
     "exact_duplicates": ("copies", "key", "creator"),
-    "near_duplicates": ("key_a", "key_b", "distance"),
+    "near_duplicates": ("key", "closest", "distance", "near_duplicates"),
     "quarantine_reasons": ("reason", "objects"),
 }
 

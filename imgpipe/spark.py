@@ -67,6 +67,12 @@ def local_session(
         .set("spark.python.worker.reuse", "true")
         .set("spark.sql.session.timeZone", "UTC")
         .set("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
+        # Spark's default (1g) is half the driver's heap: a result the heap cannot hold then
+        # kills the thread receiving it (OutOfMemoryError in task-result-getter) and its job
+        # waits forever (seen: an analysis whose result grew with the square of the images).
+        # Spark's docs: "Setting a proper limit can protect the driver from out-of-memory
+        # errors". The analyses' results are KB to a few MB.
+        .set("spark.driver.maxResultSize", "256m")
         .set("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .set(
             "spark.driver.extraJavaOptions",

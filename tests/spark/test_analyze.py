@@ -302,22 +302,79 @@ def test_exact_duplicates_group_keys_sharing_a_checksum(tables: dict) -> None:
     )
 
 
-def test_near_duplicates_are_pairs_within_the_distance_excluding_exact_copies(
+def near_duplicates_of(rows: list[Row], max_distance: int) -> dict[str, tuple[str, int, int]]:
+    """key -> (closest other content's key, its distance, how many within max_distance)."""
+    hashed = [r for r in rows if r["phash"]]
+    result = {}
+    for row in hashed:
+        near = sorted(
+            (hamming(row["phash"], other["phash"]), other["key"])
+            for other in hashed
+            if other["checksum"] != row["checksum"]
+            and hamming(row["phash"], other["phash"]) <= max_distance
+        )
+        if near:
+            result[row["key"]] = (near[0][1], near[0][0], len(near))
+    return result
+
+
+def found_near_duplicates(near: pd.DataFrame) -> dict[str, tuple[str, int, int]]:
+    return {
+        key: (closest, distance, count)
+        for key, closest, distance, count in zip(
+            near.key, near.closest, near.distance, near.near_duplicates, strict=True
+        )
+    }
+
+
+def test_near_duplicates_name_each_images_closest_and_count_them_excluding_exact_copies(
     tables: dict,
 ) -> None:
-    hashed = sorted((r["key"], r["phash"], r["checksum"]) for r in ROWS if r["phash"])
-    expected = {
-        (a, b): hamming(pa, pb)
-        for (a, pa, ca), (b, pb, cb) in combinations(hashed, 2)
-        if ca != cb and hamming(pa, pb) <= CONFIG.near_duplicate_distance
-    }
     near = tables["near_duplicates"]
-    found = {(a, b): d for a, b, d in zip(near.key_a, near.key_b, near.distance, strict=True)}
-    assert found == expected
-    assert found[("ingest/carol/sky1.jpg", "ingest/carol/sky2.jpg")] == 1  # high-bit hashes
-    assert found[("ingest/alice/cat2.jpg", "ingest/bob/dog-on-grass.png")] == 5
-    # Distance 8 is above the threshold of 6.
-    assert ("ingest/alice/cat-and-dog.jpg", "ingest/bob/dog-on-grass.png") not in found
+    found = found_near_duplicates(near)
+    assert found == near_duplicates_of(ROWS, CONFIG.near_duplicate_distance)
+    assert found["ingest/carol/sky1.jpg"] == ("ingest/carol/sky2.jpg", 1, 1)  # high-bit hashes
+    assert found["ingest/bob/dog-on-grass.png"][1:] == (5, 1)
+    # Distance 8 is above the threshold of 6; the exact copy is not a near duplicate.
+    assert "ingest/bob/dog-on-grass.png" not in {
+        closest for key, (closest, _, _) in found.items() if key.endswith("cat-and-dog.jpg")
+    }
+    assert list(near.distance) == sorted(near.distance)
+
+
+def test_near_duplicates_of_a_large_burst_are_one_row_per_image(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # 300 frames of one scene (one hash, 3 exact copies among them), 40 of a scene 2 bits
+    # away, copies of a content alone in its hash, and an unrelated picture: ~58,000 pairs,
+    # 343 rows.
+    rows = [
+        image_row(f"ingest/burst/a{i:03d}.jpg", f"sha256:a{i}", phash="00000000ffff0000")
+        for i in range(300)
+    ]
+    rows += [
+        image_row(f"ingest/burst/copy{i}.jpg", "sha256:a7", phash="00000000ffff0000")
+        for i in range(3)
+    ]
+    rows += [
+        image_row(f"ingest/burst/b{i:02d}.jpg", f"sha256:b{i}", phash="00000000ffff0003")
+        for i in range(40)
+    ]
+    rows += [
+        image_row(f"ingest/lone/c{i}.jpg", "sha256:c", phash="ffffffff00000000") for i in range(2)
+    ]
+    rows.append(image_row("ingest/other.jpg", "sha256:d", phash="0f0f0f0f0f0f0f0f"))
+    store = LocalStore(tmp_path)
+    write_collection(spark, store, rows, [])
+    register_views(spark, load_images(spark, store), load_quarantine(spark, store))
+    near = run_query(spark, "near_duplicates", query_parameters(CONFIG)).toPandas()
+    found = found_near_duplicates(near)
+    assert found == near_duplicates_of(rows, CONFIG.near_duplicate_distance)
+    assert len(found) == 343
+    # a007 and its 3 copies: 303 frames of the scene less 4 of this content, plus 40.
+    assert found["ingest/burst/copy0.jpg"] == ("ingest/burst/a000.jpg", 0, 339)
+    assert found["ingest/burst/a000.jpg"] == ("ingest/burst/a001.jpg", 0, 342)
+    assert found["ingest/burst/b00.jpg"] == ("ingest/burst/b01.jpg", 0, 342)
 
 
 def test_near_duplicate_threshold_comes_from_the_config(spark: SparkSession, root: Path) -> None:
@@ -325,8 +382,9 @@ def test_near_duplicate_threshold_comes_from_the_config(spark: SparkSession, roo
     register_views(spark, load_images(spark, store), load_quarantine(spark, store))
     params = query_parameters(CONFIG.with_overrides(near_duplicate_distance=1))
     near: pd.DataFrame = run_query(spark, "near_duplicates", params).toPandas()
-    assert list(zip(near["key_a"], near["key_b"], strict=True)) == [
-        ("ingest/carol/sky1.jpg", "ingest/carol/sky2.jpg")
+    assert list(zip(near["key"], near["closest"], strict=True)) == [
+        ("ingest/carol/sky1.jpg", "ingest/carol/sky2.jpg"),
+        ("ingest/carol/sky2.jpg", "ingest/carol/sky1.jpg"),
     ]
 
 
