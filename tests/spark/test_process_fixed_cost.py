@@ -19,7 +19,7 @@ from imgpipe.config import PipelineConfig
 from imgpipe.process import stage
 from imgpipe.process.stage import run_process
 from imgpipe.rerun import records_fingerprint
-from imgpipe.runner import LOCAL_PROCESS_SQL
+from imgpipe.stages import LOCAL_PROCESS_SQL
 from imgpipe.spark import session_settings
 from imgpipe.store import LocalStore
 from tests.imagefactory import jpeg_bytes, photo_like
