@@ -9,8 +9,12 @@ superseded marker (never deleted), so the object still has exactly one live reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +44,13 @@ from imgpipe.store import Store
 # crop and for the face detector, and a JPEG decodes to it at 1/4 or 1/8 DCT scale.
 LABEL_INPUT_SIDE = 512
 LABEL_BATCH = 16
+# Objects are described (hashed, inspected, decoded) on threads ahead of the one being written:
+# hashlib and OpenCV's decode release the GIL, so each core describes a photo at a time. The
+# records are still labeled and written one by one, in input order.
+DESCRIBE_THREADS = min(4, os.cpu_count() or 1)
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -194,40 +205,44 @@ class Ingester:
     def run(self, items: Iterable[IngestItem], reuse: bool = True) -> Iterable[Outcome]:
         """Ingest items; yields one :class:`Outcome` per item as soon as it is written."""
         batch: list[_Described] = []
-        for item in items:
-            if item.rejected is not None:
-                rejected = item.rejected
-                size = item.size if item.size is not None else len(item.data)
-                yield write_quarantine(
-                    self.store, quarantine(item.key, size, rejected.reason, rejected.message)
-                )
-                continue
-            digest = checksum(item.data)
-            # An empty upload has nothing to reuse: it is re-checked (and quarantined) each time.
-            if reuse and item.data:
-                earlier = previous_outcome(self.store, item.key, digest, self.labeler)
-                if earlier is not None:
-                    yield earlier
-                    continue
-            try:
-                batch.append(describe(item, digest, self.config))
-            except RejectedImage as rejected:
-                yield write_quarantine(
-                    self.store,
-                    quarantine(
-                        item.key,
-                        len(item.data),
-                        rejected.reason,
-                        rejected.message,
-                        digest if item.data else None,
-                    ),
-                )
-                continue
-            if len(batch) >= LABEL_BATCH:
-                yield from self._label_and_write(batch)
-                batch = []
+        for prepared in in_order_ahead(lambda item: self._prepare(item, reuse), items):
+            if isinstance(prepared, Outcome):
+                yield prepared
+            elif isinstance(prepared, QuarantineRecord):
+                yield write_quarantine(self.store, prepared)
+            else:
+                batch.append(prepared)
+                if len(batch) >= LABEL_BATCH:
+                    yield from self._label_and_write(batch)
+                    batch = []
         if batch:
             yield from self._label_and_write(batch)
+
+    def _prepare(self, item: IngestItem, reuse: bool) -> Outcome | QuarantineRecord | _Described:
+        """An item's earlier outcome to reuse, its quarantine record, or its description.
+
+        Reads the store but writes nothing: it runs on the describing threads.
+        """
+        if item.rejected is not None:
+            rejected = item.rejected
+            size = item.size if item.size is not None else len(item.data)
+            return quarantine(item.key, size, rejected.reason, rejected.message)
+        digest = checksum(item.data)
+        # An empty upload has nothing to reuse: it is re-checked (and quarantined) each time.
+        if reuse and item.data:
+            earlier = previous_outcome(self.store, item.key, digest, self.labeler)
+            if earlier is not None:
+                return earlier
+        try:
+            return describe(item, digest, self.config)
+        except RejectedImage as rejected:
+            return quarantine(
+                item.key,
+                len(item.data),
+                rejected.reason,
+                rejected.message,
+                digest if item.data else None,
+            )
 
     def _label_input(self, described: _Described) -> ImageInput:
         """Decoded pixels for the offline labelers; encoded bytes for Rekognition."""
@@ -265,3 +280,29 @@ class Ingester:
                 described.item, described.inspection, described.digest, labels, self.labeler
             )
             yield write_record(self.store, record)
+
+
+def in_order_ahead(
+    work: Callable[[_Item], _Result], items: Iterable[_Item], threads: int | None = None
+) -> Iterator[_Result]:
+    """``work(item)`` for each item, in input order, computed on ``threads`` threads.
+
+    At most two items per thread are taken from ``items`` ahead of the one yielded (an ingest
+    item holds a whole file's bytes). An exception from ``work`` is raised at its item.
+    """
+    threads = DESCRIBE_THREADS if threads is None else threads
+    if threads <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="describe") as pool:
+        pending: deque[Future[_Result]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= 2 * threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # the caller stopped early: drop what has not started
+                future.cancel()

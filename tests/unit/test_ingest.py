@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from imgpipe import ingest
 from imgpipe.config import PipelineConfig
-from imgpipe.ingest import Ingester, IngestItem
+from imgpipe.ingest import Ingester, IngestItem, in_order_ahead
 from imgpipe.labelers import ImageInput, LabelingError
 from imgpipe.records import Label
 from imgpipe.store import LocalStore
@@ -93,3 +94,53 @@ def test_changed_content_supersedes_a_stale_quarantine_record(tmp_path: Path) ->
     marker = json.loads(store.get_bytes("quarantine/a.jpg.json"))
     assert marker["superseded_by"] == "metadata/a.jpg.json"
     assert "reason" not in marker and "checksum" not in marker
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_described_on_threads_the_outcomes_are_those_of_one_thread_in_its_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    items = [
+        IngestItem(f"ingest/{i:02d}.jpg", jpeg_bytes(photo_like(120, 90, i))) for i in range(40)
+    ]
+    items[5] = IngestItem("ingest/05.jpg", b"not an image at all")
+    items[11] = IngestItem("ingest/11.jpg", b"")
+    items[30] = IngestItem("ingest/30.jpg", dark_corner(3))  # refused by the labeler
+    runs = []
+    for count in (1, threads):
+        monkeypatch.setattr(ingest, "DESCRIBE_THREADS", count)
+        store = LocalStore(tmp_path / str(count))
+        runs.append(list(Ingester(store, PipelineConfig(), PickyLabeler()).run(items)))
+    assert runs[0] == runs[1]
+    assert sorted(o.key for o in runs[1]) == [item.key for item in items]
+    assert [o.key for o in runs[1] if not o.accepted] == [
+        "ingest/05.jpg",
+        "ingest/11.jpg",
+        "ingest/30.jpg",
+    ]
+
+
+def test_in_order_ahead_reads_at_most_two_items_per_thread_ahead() -> None:
+    taken: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(50):
+            taken.append(i)
+            yield i
+
+    results = in_order_ahead(lambda i: i * i, source(), threads=3)
+    assert [next(results) for _ in range(4)] == [0, 1, 4, 9]
+    assert len(taken) <= 4 + 2 * 3
+    assert list(results) == [i * i for i in range(4, 50)]
+
+
+def test_in_order_ahead_raises_an_error_at_its_item() -> None:
+    def work(i: int) -> int:
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    results = in_order_ahead(work, range(10), threads=2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3"):
+        next(results)
