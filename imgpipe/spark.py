@@ -65,6 +65,9 @@ def local_session(
         .set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
         # One Python worker per core for the whole run: imports (OpenCV, Pillow) paid once.
         .set("spark.python.worker.reuse", "true")
+        # Workers import pyspark from this environment, not Spark's zip: ~0.18 s of CPU per
+        # task less (imgpipe.local_daemon says why).
+        .set("spark.python.daemon.module", "imgpipe.local_daemon")
         .set("spark.sql.session.timeZone", "UTC")
         .set("spark.driver.memory", os.environ.get("IMGPIPE_DRIVER_MEMORY", "2g"))
         .set("spark.sql.sources.partitionOverwriteMode", "dynamic")

@@ -7,6 +7,7 @@ table's counts come from the write itself, not from reading the table back.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -94,3 +95,9 @@ def test_a_local_run_over_no_records_counts_an_empty_table(
         counts = run_process(spark, str(tmp_path), PipelineConfig())
     assert counts == {"records": 0, "processed": 0, "failed": 0, "decoded": 0}
     assert spark.read.parquet((tmp_path / "processed" / "images").as_uri()).count() == 0
+
+
+def test_local_workers_import_pyspark_from_the_environment(spark: SparkSession) -> None:
+    # Not from Spark's zip: every task re-reads each archive on the path (imgpipe.local_daemon).
+    paths = spark.sparkContext.parallelize([0], 1).map(lambda _: list(sys.path)).first()
+    assert not [entry for entry in paths if entry.endswith((".zip", ".jar")) and "pyspark" in entry]
