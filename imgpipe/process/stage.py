@@ -34,6 +34,7 @@ from imgpipe.process.transforms import (
     with_cached_features,
 )
 from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, METADATA_PREFIX
+from imgpipe.spark import task_slots
 from imgpipe.spark_io import write_parquet_atomically
 from imgpipe.store import open_store
 from imgpipe.table import features_cache_schema, record_schema
@@ -156,7 +157,7 @@ def _decode_pending(
         return 0, known
     # One record without a size makes the total unknown: partitions are counted then.
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
-    partitions = partition_count(pending, spark.sparkContext.defaultParallelism, total_bytes)
+    partitions = partition_count(pending, task_slots(spark), total_bytes)
     decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
     # A folder of its own per run: appends never touch what earlier runs wrote.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")

@@ -60,9 +60,12 @@ def to_image_table(df: DataFrame) -> DataFrame:
 def partition_count(records: int, parallelism: int, total_bytes: int | None = None) -> int:
     """Enough partitions to keep every core busy, each about TARGET_PARTITION_BYTES of input.
 
+    The count is rounded up to whole waves of ``parallelism`` tasks: 5 tasks on 2 cores would
+    leave one core idle for the last one's time (~1 s of decoding).
+
     Args:
         records: Images to decode.
-        parallelism: Cores (Spark's default parallelism).
+        parallelism: Tasks that run at once (cores).
         total_bytes: Their compressed size; None (unknown) sizes partitions by count instead,
             at most MAX_IMAGES_PER_PARTITION each.
     """
@@ -72,7 +75,8 @@ def partition_count(records: int, parallelism: int, total_bytes: int | None = No
         by_size = math.ceil(records / MAX_IMAGES_PER_PARTITION)
     else:
         by_size = math.ceil(total_bytes / TARGET_PARTITION_BYTES)
-    return min(records, max(parallelism * TASKS_PER_CORE, by_size))
+    waves = math.ceil(max(parallelism * TASKS_PER_CORE, by_size) / parallelism)
+    return min(records, waves * parallelism)
 
 
 def pending_images(records: DataFrame, known: DataFrame | None) -> DataFrame:
