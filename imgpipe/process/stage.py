@@ -114,8 +114,10 @@ def run_process(
     records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX))).cache()
     known = read_features(spark, store.uri(FEATURES_PREFIX), settings)
     pending, features = _decode_pending(spark, root, records, known, config)
+    # Without earlier features, this run's are all there is: one row per checksum.
+    first = known is None
     observation = Observation("image_table")
-    table = to_image_table(with_cached_features(records, features)).observe(
+    table = to_image_table(with_cached_features(records, features, one_per_checksum=first)).observe(
         observation, *table_counts()
     )
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
@@ -147,13 +149,14 @@ def _decode_pending(
     """
     store = open_store(root)
     settings = processing_settings(config)
-    todo = pending_images(records, known).cache()
+    # Not cached: the totals and the decode each group the cached records again, cheaper than
+    # caching the result (another plan and in-memory relation for a young JVM to build).
+    todo = pending_images(records, known)
     totals = todo.agg(
         F.count("*").alias("images"), F.count("size").alias("sized"), F.sum("size").alias("bytes")
     ).first()
     pending = int(totals["images"]) if totals else 0
     if not totals or not pending:
-        todo.unpersist()
         return 0, known
     # One record without a size makes the total unknown: partitions are counted then.
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
@@ -162,7 +165,6 @@ def _decode_pending(
     # A folder of its own per run: appends never touch what earlier runs wrote.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
-    todo.unpersist()
     new = read_features(spark, run_uri, settings)
     if known is None or new is None:
         return pending, known or new

@@ -120,23 +120,29 @@ def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     )
 
 
-def with_cached_features(records: DataFrame, known: DataFrame | None) -> DataFrame:
+def with_cached_features(
+    records: DataFrame, known: DataFrame | None, *, one_per_checksum: bool = False
+) -> DataFrame:
     """Records joined to their content's features (newest when computed twice).
 
     ``known`` None: no features at all, every row's feature columns are null.
+    ``one_per_checksum``: ``known`` has one row per checksum (one run's features, as on a first
+    run), so there is no newest to pick and no shuffle to pick it with.
     """
     if known is None:
         joined = records.select(
             "*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in feature_fields())
         )
     else:
-        newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
-        features = (
-            known.withColumn("rank", F.row_number().over(newest))
-            .where(F.col("rank") == 1)
-            .select("checksum", *FEATURE_NAMES)
+        features = known
+        if not one_per_checksum:
+            newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+            features = known.withColumn("rank", F.row_number().over(newest)).where(
+                F.col("rank") == 1
+            )
+        joined = records.join(
+            features.select("checksum", *FEATURE_NAMES), on="checksum", how="left"
         )
-        joined = records.join(features, on="checksum", how="left")
     missing = F.when(
         F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
         F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),
