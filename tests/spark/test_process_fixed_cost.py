@@ -21,7 +21,7 @@ from imgpipe.process import stage
 from imgpipe.process.stage import run_process
 from imgpipe.rerun import records_fingerprint
 from imgpipe.runner import LOCAL_PROCESS_SQL
-from imgpipe.spark import session_settings
+from imgpipe.spark import session_settings, task_slots
 from imgpipe.store import LocalStore
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.tablefixtures import add_image
@@ -101,3 +101,9 @@ def test_local_workers_import_pyspark_from_the_environment(spark: SparkSession) 
     # Not from Spark's zip: every task re-reads each archive on the path (imgpipe.local_daemon).
     paths = spark.sparkContext.parallelize([0], 1).map(lambda _: list(sys.path)).first()
     assert not [entry for entry in paths if entry.endswith((".zip", ".jar")) and "pyspark" in entry]
+
+
+def test_the_decode_is_sized_for_the_local_sessions_cores(spark: SparkSession) -> None:
+    # The test session runs 2 cores; its default parallelism (4) is for small shuffles.
+    assert spark.sparkContext.defaultParallelism == 4
+    assert task_slots(spark) == 2
