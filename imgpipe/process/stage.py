@@ -34,6 +34,7 @@ from imgpipe.process.transforms import (
     with_cached_features,
 )
 from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, METADATA_PREFIX
+from imgpipe.spark import task_slots
 from imgpipe.spark_io import write_parquet_atomically
 from imgpipe.store import open_store
 from imgpipe.table import features_cache_schema, record_schema
@@ -113,8 +114,10 @@ def run_process(
     records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX))).cache()
     known = read_features(spark, store.uri(FEATURES_PREFIX), settings)
     pending, features = _decode_pending(spark, root, records, known, config)
+    # Without earlier features, this run's are all there is: one row per checksum.
+    first = known is None
     observation = Observation("image_table")
-    table = to_image_table(with_cached_features(records, features)).observe(
+    table = to_image_table(with_cached_features(records, features, one_per_checksum=first)).observe(
         observation, *table_counts()
     )
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
@@ -146,22 +149,22 @@ def _decode_pending(
     """
     store = open_store(root)
     settings = processing_settings(config)
-    todo = pending_images(records, known).cache()
+    # Not cached: the totals and the decode each group the cached records again, cheaper than
+    # caching the result (another plan and in-memory relation for a young JVM to build).
+    todo = pending_images(records, known)
     totals = todo.agg(
         F.count("*").alias("images"), F.count("size").alias("sized"), F.sum("size").alias("bytes")
     ).first()
     pending = int(totals["images"]) if totals else 0
     if not totals or not pending:
-        todo.unpersist()
         return 0, known
     # One record without a size makes the total unknown: partitions are counted then.
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
-    partitions = partition_count(pending, spark.sparkContext.defaultParallelism, total_bytes)
+    partitions = partition_count(pending, task_slots(spark), total_bytes)
     decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
     # A folder of its own per run: appends never touch what earlier runs wrote.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
-    todo.unpersist()
     new = read_features(spark, run_uri, settings)
     if known is None or new is None:
         return pending, known or new

@@ -60,9 +60,12 @@ def to_image_table(df: DataFrame) -> DataFrame:
 def partition_count(records: int, parallelism: int, total_bytes: int | None = None) -> int:
     """Enough partitions to keep every core busy, each about TARGET_PARTITION_BYTES of input.
 
+    The count is rounded up to whole waves of ``parallelism`` tasks: 5 tasks on 2 cores would
+    leave one core idle for the last one's time (~1 s of decoding).
+
     Args:
         records: Images to decode.
-        parallelism: Cores (Spark's default parallelism).
+        parallelism: Tasks that run at once (cores).
         total_bytes: Their compressed size; None (unknown) sizes partitions by count instead,
             at most MAX_IMAGES_PER_PARTITION each.
     """
@@ -72,7 +75,8 @@ def partition_count(records: int, parallelism: int, total_bytes: int | None = No
         by_size = math.ceil(records / MAX_IMAGES_PER_PARTITION)
     else:
         by_size = math.ceil(total_bytes / TARGET_PARTITION_BYTES)
-    return min(records, max(parallelism * TASKS_PER_CORE, by_size))
+    waves = math.ceil(max(parallelism * TASKS_PER_CORE, by_size) / parallelism)
+    return min(records, waves * parallelism)
 
 
 def pending_images(records: DataFrame, known: DataFrame | None) -> DataFrame:
@@ -116,23 +120,29 @@ def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     )
 
 
-def with_cached_features(records: DataFrame, known: DataFrame | None) -> DataFrame:
+def with_cached_features(
+    records: DataFrame, known: DataFrame | None, *, one_per_checksum: bool = False
+) -> DataFrame:
     """Records joined to their content's features (newest when computed twice).
 
     ``known`` None: no features at all, every row's feature columns are null.
+    ``one_per_checksum``: ``known`` has one row per checksum (one run's features, as on a first
+    run), so there is no newest to pick and no shuffle to pick it with.
     """
     if known is None:
         joined = records.select(
             "*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in feature_fields())
         )
     else:
-        newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
-        features = (
-            known.withColumn("rank", F.row_number().over(newest))
-            .where(F.col("rank") == 1)
-            .select("checksum", *FEATURE_NAMES)
+        features = known
+        if not one_per_checksum:
+            newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+            features = known.withColumn("rank", F.row_number().over(newest)).where(
+                F.col("rank") == 1
+            )
+        joined = records.join(
+            features.select("checksum", *FEATURE_NAMES), on="checksum", how="left"
         )
-        joined = records.join(features, on="checksum", how="left")
     missing = F.when(
         F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
         F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),

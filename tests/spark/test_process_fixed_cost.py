@@ -7,6 +7,7 @@ table's counts come from the write itself, not from reading the table back.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +20,8 @@ from imgpipe.config import PipelineConfig
 from imgpipe.process import stage
 from imgpipe.process.stage import run_process
 from imgpipe.rerun import records_fingerprint
+from imgpipe.spark import session_settings, task_slots
 from imgpipe.stages import LOCAL_PROCESS_SQL
-from imgpipe.spark import session_settings
 from imgpipe.store import LocalStore
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.tablefixtures import add_image
@@ -94,3 +95,15 @@ def test_a_local_run_over_no_records_counts_an_empty_table(
         counts = run_process(spark, str(tmp_path), PipelineConfig())
     assert counts == {"records": 0, "processed": 0, "failed": 0, "decoded": 0}
     assert spark.read.parquet((tmp_path / "processed" / "images").as_uri()).count() == 0
+
+
+def test_local_workers_import_pyspark_from_the_environment(spark: SparkSession) -> None:
+    # Not from Spark's zip: every task re-reads each archive on the path (imgpipe.local_daemon).
+    paths = spark.sparkContext.parallelize([0], 1).map(lambda _: list(sys.path)).first()
+    assert not [entry for entry in paths if entry.endswith((".zip", ".jar")) and "pyspark" in entry]
+
+
+def test_the_decode_is_sized_for_the_local_sessions_cores(spark: SparkSession) -> None:
+    # The test session runs 2 cores; its default parallelism (4) is for small shuffles.
+    assert spark.sparkContext.defaultParallelism == 4
+    assert task_slots(spark) == 2

@@ -218,7 +218,8 @@ def test_partitions_keep_cores_busy_without_empty_tasks(
     [
         (48, 48 * 3_000_000, 4),  # 144 MB of photos: 3 x 64 MiB, but at least 2 tasks per core
         (400, 400 * 3_000_000, 18),  # 1.2 GB: ceil(1.2e9 / 64 MiB) = 18 tasks of ~22 photos
-        (10_000, 10_000 * 60_000, 9),  # 600 MB of small images: 9 tasks, not 157 of 64 each
+        (10_000, 10_000 * 60_000, 10),  # 600 MB of small images: 9 -> 10 (whole waves), not 157
+        (120, 120 * 2_500_000, 6),  # 300 MB of 12 MP photos: 5 x 64 MiB -> 3 waves of 2
         (3, 3 * 50_000_000, 3),  # never more tasks than images
     ],
 )
