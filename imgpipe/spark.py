@@ -55,7 +55,15 @@ def local_session(
     archive = class_archive()
     archive_option = archive.jvm_option(create_class_archive) if archive else ""
     # The JVM's own warnings (class sharing's among them) go to its stderr, the quiet log.
-    jvm_options = f"{archive_option} -Xlog:disable -Xlog:all=warning:stderr {jvm_options}"
+    # With C1 alone the JVM reserves 48 MB for compiled code instead of 240 MB; Spark's
+    # generated classes filled that in a long session (the test suite: "CodeCache is full",
+    # then "Out of space in CodeCache for adapters", which killed the JVM). The reservation
+    # is address space; only what is compiled takes memory. A size in IMGPIPE_JVM_OPTIONS,
+    # later on the command line, wins.
+    jvm_options = (
+        f"{archive_option} -Xlog:disable -Xlog:all=warning:stderr"
+        f" -XX:ReservedCodeCacheSize=240m {jvm_options}"
+    )
     slots = (os.cpu_count() or 1) if cores == "*" else int(cores)
     conf = (
         SparkConf()
