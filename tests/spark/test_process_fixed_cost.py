@@ -7,6 +7,7 @@ table's counts come from the write itself, not from reading the table back.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -107,3 +108,12 @@ def test_the_decode_is_sized_for_the_local_sessions_cores(spark: SparkSession) -
     # The test session runs 2 cores; its default parallelism (4) is for small shuffles.
     assert spark.sparkContext.defaultParallelism == 4
     assert task_slots(spark) == 2
+
+
+def test_the_local_jvm_reserves_room_for_spark_generated_code(spark: SparkSession) -> None:
+    # C1 alone reserves 48 MB, which a long session's generated classes filled: the JVM died
+    # ("Out of space in CodeCache for adapters"). IMGPIPE_JVM_OPTIONS, after it, may override.
+    options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions") or ""
+    user = os.environ.get("IMGPIPE_JVM_OPTIONS", "-XX:TieredStopAtLevel=1")
+    assert "-XX:ReservedCodeCacheSize=240m " in options
+    assert options.endswith(f"-XX:ReservedCodeCacheSize=240m {user}")
