@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from analysis import tables_prefix
 from imgpipe.config import PipelineConfig
 from imgpipe.records import IMAGES_TABLE_PREFIX, QUARANTINE_PREFIX
-from imgpipe.spark import session_settings
+from imgpipe.spark import INTERPRETED, session_settings
 from imgpipe.store import Store, open_store
 from imgpipe.table import image_table_schema, quarantine_schema
 
@@ -83,14 +83,8 @@ LOCAL_SETTINGS = {
 # 10.4-12.7 -> 8.1-8.2 s, warm 4.3-5.6 -> 2.6-2.7 s; at 10,000 rows interpreted loses (cold
 # 15 -> 16-18 s, warm 8 -> 11 s), so larger tables keep generated code. The profile of a warm
 # round at 120 rows with generated code: 62% of the JVM's samples in code generation (43%
-# Janino compiling). factoryMode is marked internal in Spark (meant for its tests); it has
-# been in SQLConf since 2.4, a Spark without it would ignore the setting (only slower), and
-# the tables are checked equal both ways (tests/spark/test_analyze.py).
+# Janino compiling). The tables are checked equal both ways (tests/spark/test_analyze.py).
 INTERPRETED_MAX_ROWS = 2_000
-INTERPRETED = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-}
 
 
 def query_parameters(config: PipelineConfig) -> dict[str, Any]:

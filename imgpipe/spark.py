@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 # decode 8 tasks on 2 cores. Jobs on EMR leave it unset (their parallelism is their cores).
 TASK_SLOTS = "spark.imgpipe.taskSlots"
 
+# Session settings that evaluate expressions interpreted: no Java generated and compiled per
+# plan, which for a local stage's small data costs a young JVM more than running it (the
+# process stage and analyze of small tables use them; their measurements are there).
+# factoryMode is marked internal in Spark (meant for its tests); it has been in SQLConf since
+# 2.4, and a Spark without it would ignore the setting (only slower).
+INTERPRETED = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+
 # The class archive this process's JVM was asked to write; finish_class_archive publishes it.
 _archive_in_progress: ClassArchive | None = None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from imgpipe.config import PipelineConfig
 from imgpipe.progress import ProgressReporter
 from imgpipe.rerun import Reusable, copy_tables
+from imgpipe.spark import INTERPRETED
 from imgpipe.store import LocalStore
 
 if TYPE_CHECKING:
@@ -63,11 +64,7 @@ def _preload(module: str) -> None:
 # stay in the Python workers), so expressions are evaluated interpreted, as analyze does for
 # small tables: compiling Java for each plan costs a young JVM more than running it (cold
 # 120-photo stage, JVM CPU 6.7-7.2 -> 5.4-6.2 s, load 4-6).
-LOCAL_PROCESS_SQL = {
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-}
+LOCAL_PROCESS_SQL = {"spark.sql.adaptive.enabled": "false", **INTERPRETED}
 
 
 def analyze_with_spark(
