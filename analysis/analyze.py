@@ -77,14 +77,19 @@ LOCAL_SETTINGS = {
     "spark.sql.shuffle.partitions": "1",
 }
 
-# A local run over a small table (the count is the cache being filled, which the first query
-# would do anyway) evaluates expressions interpreted: compiling Java for each of the 18 plans
-# costs more than running them. Measured (driver JVM CPU, fresh JVM, load 3-5): 120 rows cold
-# 10.4-12.7 -> 8.1-8.2 s, warm 4.3-5.6 -> 2.6-2.7 s; at 10,000 rows interpreted loses (cold
-# 15 -> 16-18 s, warm 8 -> 11 s), so larger tables keep generated code. The profile of a warm
-# round at 120 rows with generated code: 62% of the JVM's samples in code generation (43%
-# Janino compiling). The tables are checked equal both ways (tests/spark/test_analyze.py).
-INTERPRETED_MAX_ROWS = 2_000
+# A local run over a table of up to INTERPRETED_MAX_ROWS images (the count is the cache being
+# filled, which the first query would do anyway) evaluates expressions interpreted: compiling
+# Java for each of the 18 plans costs a young JVM more than running them. Measured (driver JVM
+# CPU, fresh JVM, load 3-5): 120 rows cold 10.4-12.7 -> 8.1-8.2 s, warm 4.3-5.6 -> 2.6-2.7 s.
+# The profile of a warm round at 120 rows with generated code: 62% of the JVM's samples in code
+# generation (43% Janino compiling). Larger tables, generated code -> interpreted, run_analyze
+# in a fresh JVM (load 2-3): 10,000 640 px images 8.0-9.5 -> 6.5-8.6 s (8 interleaved pairs,
+# each faster interpreted; one query at a time: 12.1 -> 7.8 s); that table copied under new
+# keys: 40,000 rows 10.8-11.9 -> 10.2-11.0 s, but 80,000 rows 20.6 -> 22.0 s and 160,000 rows
+# 22.3 -> 26.0 s: there the rows outweigh the plans. (Interpreted lost at 10,000 too while the
+# near-duplicates query listed every pair.) The tables are checked equal both ways
+# (tests/spark/test_analyze.py).
+INTERPRETED_MAX_ROWS = 40_000
 
 
 def query_parameters(config: PipelineConfig) -> dict[str, Any]:
