@@ -13,15 +13,25 @@ One archive per JDK and pyspark installation, in ``$IMGPIPE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/imgpipe`` or ``~/.cache/imgpipe``); ``IMGPIPE_CLASS_ARCHIVE=0`` turns it off.
 An archive that no longer matches (the JDK or the jars changed) is ignored by the JVM with a
 warning in its log (``-Xshare:auto``, the default), never an error: it only costs the speed-up.
+Each archive is ~170 MB, and a reinstalled environment writes a new one: every local run marks
+its own as used and deletes the others that no run has used for :data:`UNUSED_DAYS` days.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# One file per installation, named by the key of its JDK and pyspark.
+ARCHIVE_NAME = "spark-classes-{key}.jsa"
+# Archives of other installations unused this long are deleted by the next local run. One that
+# is still wanted after all is written again by its installation's next run (seconds, once).
+UNUSED_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,10 @@ class ClassArchive:
 
     def jvm_option(self, create: bool) -> str:
         """The JVM option that maps the archive, or asks the JVM to write it (``create``)."""
+        self.prune_unused()
         if self.path.is_file():
+            with contextlib.suppress(OSError):  # a read-only shared cache: it is only kept longer
+                os.utime(self.path)  # used now: see prune_unused
             return f"-XX:SharedArchiveFile={self.path}"
         if not create:
             return ""
@@ -45,6 +58,20 @@ class ClassArchive:
         for stale in self.path.parent.glob(f"{self.path.name}.*.partial"):
             stale.unlink(missing_ok=True)  # left by a run that died before it finished
         return f"-XX:ArchiveClassesAtExit={self.partial}"
+
+    def prune_unused(self, now: float | None = None) -> list[Path]:
+        """Delete the other installations' archives beside this one that no run has used for
+        :data:`UNUSED_DAYS` days (a run marks its archive used by its modification time)."""
+        cutoff = (time.time() if now is None else now) - UNUSED_DAYS * 24 * 3600
+        removed: list[Path] = []
+        for other in self.path.parent.glob(ARCHIVE_NAME.format(key="*")):
+            if other == self.path:
+                continue
+            with contextlib.suppress(OSError):  # gone already (another run) or not ours to delete
+                if other.stat().st_mtime < cutoff:
+                    other.unlink()
+                    removed.append(other)
+        return removed
 
     def publish(self) -> bool:
         """Move a finished archive into place; True when one was published."""
@@ -68,7 +95,7 @@ def class_archive() -> ClassArchive | None:
     stat = java.stat()
     identity = f"{java}:{stat.st_size}:{stat.st_mtime_ns}:{pyspark.__file__}:{pyspark.__version__}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return ClassArchive(_cache_dir() / f"spark-classes-{key}.jsa")
+    return ClassArchive(_cache_dir() / ARCHIVE_NAME.format(key=key))
 
 
 def _java_executable() -> Path | None:

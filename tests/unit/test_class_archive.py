@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
-from imgpipe.class_archive import ClassArchive, class_archive
+from imgpipe.class_archive import ARCHIVE_NAME, UNUSED_DAYS, ClassArchive, class_archive
 
 
 @pytest.fixture
@@ -77,3 +79,24 @@ def test_it_can_be_turned_off_and_needs_a_java(
     monkeypatch.delenv("IMGPIPE_CLASS_ARCHIVE")
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-such-jdk"))
     assert class_archive() is None
+
+
+def test_other_installations_archives_unused_for_a_month_are_deleted(tmp_path: Path) -> None:
+    month_ago = time.time() - (UNUSED_DAYS + 1) * 24 * 3600
+    archive = ClassArchive(tmp_path / ARCHIVE_NAME.format(key="mine"))
+    unused = tmp_path / ARCHIVE_NAME.format(key="reinstalled")
+    recent = tmp_path / ARCHIVE_NAME.format(key="other-venv")
+    unrelated = tmp_path / "notes.txt"
+    for path in (archive.path, unused, recent, unrelated):
+        path.write_bytes(b"archive")
+        os.utime(path, (month_ago, month_ago))
+    os.utime(recent)  # used by another environment today
+
+    option = archive.jvm_option(create=True)
+
+    assert option == f"-XX:SharedArchiveFile={archive.path}"
+    assert not unused.exists()
+    assert recent.exists() and unrelated.exists()
+    # Its own archive was old too, and is kept: mapping it marks it used now.
+    assert archive.path.stat().st_mtime > time.time() - 60
+    assert archive.prune_unused(now=time.time() + (UNUSED_DAYS + 1) * 24 * 3600) == [recent]
