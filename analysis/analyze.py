@@ -84,7 +84,8 @@ LOCAL_SETTINGS = {
 # The profile of a warm round at 120 rows with generated code: 62% of the JVM's samples in code
 # generation (43% Janino compiling). Larger tables, generated code -> interpreted, run_analyze
 # in a fresh JVM (load 2-3): 10,000 640 px images 8.0-9.5 -> 6.5-8.6 s (8 interleaved pairs,
-# each faster interpreted; one query at a time: 12.1 -> 7.8 s); that table copied under new
+# each faster interpreted; one query at a time: 12.1 -> 7.8 s), or 6.8-7.1 -> 5.7-6.1 s after
+# the process stage decoded them, as bench_e2e.py measures (3 pairs); that table copied under new
 # keys: 40,000 rows 10.8-11.9 -> 10.2-11.0 s, but 80,000 rows 20.6 -> 22.0 s and 160,000 rows
 # 22.3 -> 26.0 s: there the rows outweigh the plans. (Interpreted lost at 10,000 too while the
 # near-duplicates query listed every pair.) The tables are checked equal both ways
