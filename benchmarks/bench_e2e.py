@@ -1,6 +1,7 @@
 """End to end, cold like a user: ``imgpipe run`` in a fresh process against the pool baselines.
 
     python benchmarks/bench_e2e.py [--images 120] [--size 4000x3000] [--analyze-scale 10000]
+                                   [--repeat 1]
 
 Builds N JPEGs as ``bench_process.py`` does, then measures in one run:
 
@@ -13,6 +14,9 @@ Builds N JPEGs as ``bench_process.py`` does, then measures in one run:
 then the ratios against the issue's targets, and analyze over a table of ``--analyze-scale``
 small images (default 10,000; 0 skips it): the table is built by ``run_process`` in a fresh
 JVM, then ``run_analyze`` is timed in that JVM, as a run's analyze follows its process stage.
+``--repeat N`` makes each cold measure N times (the first run into a fresh OUT each time, the
+analyze at scale in a fresh JVM each time, after the process stage decoded the table again) and
+compares the medians with the targets: one run moves by about a second on this machine.
 The JVM's class archive (``imgpipe/class_archive.py``) is made once per installation by the
 first local run; when there is none yet, a 2-image run makes it first and its time is printed,
 so the measured first run is what every run after the installation's first one costs.
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,8 +101,12 @@ def ensure_class_archive(tmp: Path) -> None:
     )
 
 
-def analyze_at_scale(count: int, tmp: Path) -> None:
-    """Build a table of ``count`` 640 px images, then time analyze over it (JVM already up)."""
+def analyze_at_scale(count: int, tmp: Path, repeat: int = 1) -> list[float]:
+    """Build a table of ``count`` 640 px images, then time analyze over it (JVM already up).
+
+    Each of the ``repeat`` rounds starts a fresh JVM whose process stage decodes the images
+    again, so that analyze always follows a process stage, as in a run.
+    """
     root = build_root(tmp / f"scale-{count}", make_corpus(count, SMALL_SIZE, seed=3))
     script = (
         "import sys, time\n"
@@ -110,17 +120,32 @@ def analyze_at_scale(count: int, tmp: Path) -> None:
         "run_analyze(spark, sys.argv[1], 'bench-scale', PipelineConfig())\n"
         "print(f'{time.perf_counter() - started:.2f}')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, root],
-        check=True,
-        cwd=HERE.parent,
-        capture_output=True,
-        text=True,
-    )
-    seconds = float(result.stdout.strip().splitlines()[-1])
-    print(
-        f"analyze at {count} images (640 px, first analyze in its JVM): {seconds:.2f} s [{load()}]"
-    )
+    rounds: list[float] = []
+    for _ in range(repeat):
+        for made in ("processed", "reports"):
+            shutil.rmtree(Path(root) / made, ignore_errors=True)
+        result = subprocess.run(
+            [sys.executable, "-c", script, root],
+            check=True,
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+        )
+        seconds = float(result.stdout.strip().splitlines()[-1])
+        rounds.append(seconds)
+        print(
+            f"analyze at {count} images (640 px, first analyze in its JVM): {seconds:.2f} s"
+            f" [{load()}]"
+        )
+    return rounds
+
+
+def spread(values: list[float], unit: str = " s") -> str:
+    """The median of ``values``, with their range when there are several."""
+    middle = statistics.median(values)
+    if len(values) == 1:
+        return f"{middle:.2f}{unit}"
+    return f"{middle:.2f}{unit} (median of {len(values)}: {min(values):.2f}-{max(values):.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--analyze-scale", type=int, default=10_000, metavar="N", help="analyze N (0: skip)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="cold runs of each measure (medians)"
+    )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     width, height = (int(n) for n in args.size.lower().split("x"))
 
     print(f"before: {load()}")
@@ -145,23 +175,36 @@ def main(argv: list[str] | None = None) -> int:
         kernel = pool_rate(kernel_way, paths)
         kernel_seconds = count / kernel
         print(f"kernel pool:  {kernel:6.1f} images/s, {kernel_seconds:.1f} s [{load()}]")
-        first, summary = cli_run(tmp / "photos", tmp / "out")
-        process = stage_seconds(summary, "process")
-        rate = count / process if process else float("inf")
-        print(f"first run:    {first:6.1f} s wall; stages: {charged(summary)} [{load()}]")
-        print(f"process:      {rate:6.1f} images/s ({process:.1f} s)")
-        analyze = stage_seconds(summary, "analyze")
-        print(f"analyze:      {analyze:6.2f} s")
-        again, resummary = cli_run(tmp / "photos", tmp / "out")
-        print(f"re-run:       {again:6.1f} s wall; stages: {charged(resummary)} [{load()}]")
+        firsts: list[float] = []
+        rates: list[float] = []
+        analyzes: list[float] = []
+        agains: list[float] = []
+        for round_ in range(args.repeat):
+            out = tmp / f"out-{round_}"
+            first, summary = cli_run(tmp / "photos", out)
+            process = stage_seconds(summary, "process")
+            rate = count / process if process else float("inf")
+            analyze = stage_seconds(summary, "analyze")
+            print(f"first run:    {first:6.1f} s wall; stages: {charged(summary)} [{load()}]")
+            print(f"process:      {rate:6.1f} images/s ({process:.1f} s)")
+            print(f"analyze:      {analyze:6.2f} s")
+            again, resummary = cli_run(tmp / "photos", out)
+            print(f"re-run:       {again:6.1f} s wall; stages: {charged(resummary)} [{load()}]")
+            firsts.append(first)
+            rates.append(rate)
+            analyzes.append(analyze)
+            agains.append(again / first)
+        first, rate = statistics.median(firsts), statistics.median(rates)
         print(TARGETS)
+        label = f"ratios (medians of {args.repeat} runs)" if args.repeat > 1 else "ratios"
         print(
-            f"ratios: process/kernel {rate / kernel:.2f}x, process/seed {rate / seed:.2f}x, "
+            f"{label}: process/kernel {rate / kernel:.2f}x, process/seed {rate / seed:.2f}x, "
             f"first run {first / kernel_seconds:.1f}x the kernel pool, "
-            f"re-run {again / first:.0%} of the first, analyze {analyze:.2f} s"
+            f"re-run {statistics.median(agains):.0%} of the first, analyze {spread(analyzes)}"
         )
         if args.analyze_scale:
-            analyze_at_scale(args.analyze_scale, tmp)
+            scale = analyze_at_scale(args.analyze_scale, tmp, args.repeat)
+            print(f"analyze at {args.analyze_scale}: {spread(scale)}")
     print(f"after: {load()}")
     return 0
 
