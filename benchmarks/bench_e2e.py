@@ -140,12 +140,12 @@ def analyze_at_scale(count: int, tmp: Path, repeat: int = 1) -> list[float]:
     return rounds
 
 
-def spread(values: list[float], unit: str = " s") -> str:
-    """The median of ``values``, with their range when there are several."""
-    middle = statistics.median(values)
-    if len(values) == 1:
-        return f"{middle:.2f}{unit}"
-    return f"{middle:.2f}{unit} (median of {len(values)}: {min(values):.2f}-{max(values):.2f})"
+def spread(seconds: list[float]) -> str:
+    """The median of ``seconds``, with their range when there are several."""
+    middle = statistics.median(seconds)
+    if len(seconds) == 1:
+        return f"{middle:.2f} s"
+    return f"{middle:.2f} s (median of {len(seconds)}: {min(seconds):.2f}-{max(seconds):.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
