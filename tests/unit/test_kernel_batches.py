@@ -1,0 +1,84 @@
+"""The process stage's Arrow batch function: its feature columns, and no pandas in the workers.
+
+The batch function runs in Spark's Python workers. Building its columns with ``pa.array``
+made pyarrow import pandas in each worker (~0.7 s of CPU, measured in benchmarks/README.md),
+so the columns are built from their buffers; these tests pin both the values and the import.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from imgpipe.process.kernel import arrow_column
+from tests.imagefactory import jpeg_bytes, photo_like
+from tests.repo import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    ("values", "arrow_type", "numpy_type"),
+    [
+        ([640, None, 0, -3, 2**31 - 1], pa.int32(), np.int32),
+        ([1.5, None, 0.0, float("nan"), -2e300], pa.float64(), np.float64),
+        (["ff00aa", None, "", "Zoë 写真", "x" * 1000], pa.string(), None),
+        ([None, None], pa.string(), None),
+        ([], pa.int32(), np.int32),
+    ],
+)
+def test_arrow_column_round_trips_values_and_nulls(values, arrow_type, numpy_type):
+    column = arrow_column(values, arrow_type, numpy_type)
+    column.validate(full=True)
+    assert column.type == arrow_type
+    # repr, not ==: NaN round-trips but is not equal to itself.
+    assert repr(column.to_pylist()) == repr(values)
+    assert column.null_count == sum(value is None for value in values)
+
+
+# Runs in a fresh interpreter, as a Spark Python worker would: the batch function over a real
+# JPEG and a key that is gone from the store, then whether pandas was imported.
+_WORKER = """
+import json, sys
+import numpy as np
+import pyarrow as pa
+from imgpipe.config import PipelineConfig
+from imgpipe.process.kernel import _feature_batches, arrow_column
+
+root = sys.argv[1]
+keys = ["ingest/photo.jpg", "ingest/gone.jpg"]
+batch = pa.RecordBatch.from_arrays(
+    [
+        arrow_column(keys, pa.string(), None),
+        arrow_column(["c1", "c2"], pa.string(), None),
+        arrow_column([1, None], pa.int32(), np.int32),
+    ],
+    names=["key", "checksum", "orientation"],
+)
+(out,) = _feature_batches(root, PipelineConfig())(iter([batch]))
+print(json.dumps({"rows": out.to_pylist(), "pandas": "pandas" in sys.modules}))
+"""
+
+
+def test_batch_function_decodes_without_importing_pandas(tmp_path: Path):
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "ingest" / "photo.jpg").write_bytes(jpeg_bytes(photo_like(640, 480, seed=3)))
+    result = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    photo, gone = found["rows"]
+    assert (photo["display_width"], photo["display_height"]) == (640, 480)
+    assert photo["process_error"] is None and len(photo["phash"]) == 16
+    assert (tmp_path / photo["thumbnail_key"]).is_file()
+    assert gone["process_error"].startswith("unreadable") and gone["phash"] is None
+    assert found["pandas"] is False
