@@ -27,11 +27,10 @@ LOG = logging.getLogger(__name__)
 # Bump when the kernel's output changes, so cached features are recomputed.
 KERNEL_VERSION = 2
 FEATURE_NAMES = [f.name for f in feature_fields()]
-# Each feature column's Arrow type, and the NumPy type of its values (None: UTF-8 strings).
-_ARROW_TYPES: dict[type[T.DataType], tuple[pa.DataType, type[np.generic] | None]] = {
-    T.IntegerType: (pa.int32(), np.int32),
-    T.DoubleType: (pa.float64(), np.float64),
-    T.StringType: (pa.string(), None),
+_ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
+    T.IntegerType: pa.int32(),
+    T.DoubleType: pa.float64(),
+    T.StringType: pa.string(),
 }
 
 
@@ -73,8 +72,8 @@ def _feature_batches(
                 )
             ]
             features = [
-                arrow_column([row.get(name) for row in rows], *types)
-                for name, types in zip(FEATURE_NAMES, arrow_types, strict=True)
+                arrow_column([row.get(name) for row in rows], arrow_type)
+                for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
             ]
             yield pa.RecordBatch.from_arrays(
                 [*batch.columns, *features], names=[*batch.schema.names, *FEATURE_NAMES]
@@ -83,24 +82,24 @@ def _feature_batches(
     return run
 
 
-def arrow_column(
-    values: list[Any], arrow_type: pa.DataType, numpy_type: type[np.generic] | None
-) -> pa.Array:
+def arrow_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     """``values`` (None is null) as an Arrow array of ``arrow_type``, built from its buffers.
 
     Not ``pa.array(values)``: pyarrow's first conversion of Python values in a process imports
     pandas, to ask whether they are a pandas object. That import is ~0.7 s of CPU in each
     Python worker, which nothing else there needs (Spark's Arrow path does not import it).
-    ``numpy_type`` is the values' type; None for UTF-8 strings.
+    ``arrow_type`` is a fixed-width number or UTF-8 strings (``pa.string()``).
     """
     valid = np.fromiter((value is not None for value in values), dtype=bool, count=len(values))
     validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    if numpy_type is None:
+    if pa.types.is_string(arrow_type):
         encoded = [value.encode() if value is not None else b"" for value in values]
         offsets = np.zeros(len(values) + 1, dtype=np.int32)
         np.cumsum([len(item) for item in encoded], out=offsets[1:])
         buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     else:
+        # The NumPy type of the Arrow type's values (a mapping only: pandas is not imported).
+        numpy_type = arrow_type.to_pandas_dtype()
         data = np.array([0 if value is None else value for value in values], dtype=numpy_type)
         buffers = [validity, pa.py_buffer(data)]
     return pa.Array.from_buffers(arrow_type, len(values), buffers)
