@@ -1,9 +1,12 @@
-"""Where the repository, its CDK context and the real-image corpus are, for every test kind."""
+"""Where the repository, its CDK context and the real-image corpus are, for every test kind;
+and a script run in a fresh interpreter from the repository (:func:`run_fresh`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,3 +51,21 @@ def require_corpus(environ: Mapping[str, str] = os.environ) -> Path:
     if not samples.is_dir():
         pytest.skip(missing_corpus_reason(samples))
     return samples
+
+
+def run_fresh(script: str, *args: str, timeout: float = 300) -> Any:
+    """Run ``script`` in a fresh interpreter from the repository root; its last line as JSON.
+
+    A fresh process measures what a test's own process would hide (its peak memory, the
+    modules it already imported). A failure shows the child's stderr.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -7,9 +7,6 @@ so the columns are built from their buffers; these tests pin both the values and
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +14,7 @@ import pytest
 
 from imgpipe.process.kernel import arrow_column
 from tests.imagefactory import jpeg_bytes, photo_like
-from tests.repo import REPO_ROOT
+from tests.repo import run_fresh
 
 
 @pytest.mark.parametrize(
@@ -65,15 +62,7 @@ print(json.dumps({"rows": out.to_pylist(), "pandas": "pandas" in sys.modules}))
 def test_batch_function_decodes_without_importing_pandas(tmp_path: Path):
     (tmp_path / "ingest").mkdir()
     (tmp_path / "ingest" / "photo.jpg").write_bytes(jpeg_bytes(photo_like(640, 480, seed=3)))
-    result = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-    )
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = run_fresh(_WORKER, str(tmp_path), timeout=120)
     photo, gone = found["rows"]
     assert (photo["display_width"], photo["display_height"]) == (640, 480)
     assert photo["process_error"] is None and len(photo["phash"]) == 16

@@ -10,7 +10,6 @@ is used. Run with ``-s`` to see the figures.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.badinputs import bomb_png
-from tests.repo import REPO_ROOT
+from tests.repo import REPO_ROOT, run_fresh
 
 MB = 1024 * 1024
 # Measured here (Linux x86_64, Python 3.11): a ~60 MB baseline after imports; the bomb peaks
@@ -77,16 +76,8 @@ small.resize((10_000, 10_000), Image.Resampling.BILINEAR).save(sys.argv[1], qual
 
 def measure(path: Path) -> dict[str, object]:
     """Run the measurement on ``path`` in a fresh interpreter; its JSON result."""
-    result = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=REPO_ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    figures: dict[str, object] = run_fresh(_MEASURE, str(path))
+    return figures
 
 
 @pytest.fixture(scope="session")
