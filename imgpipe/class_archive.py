@@ -11,8 +11,9 @@ later run maps it.
 
 One archive per JDK and pyspark installation, in ``$IMGPIPE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/imgpipe`` or ``~/.cache/imgpipe``); ``IMGPIPE_CLASS_ARCHIVE=0`` turns it off.
-An archive that no longer matches (the JDK or the jars changed) is ignored by the JVM with a
-warning in its log (``-Xshare:auto``, the default), never an error: it only costs the speed-up.
+The archive is named by the JDK's and the jars' sizes and modification times, which the JVM
+checks it against, so a reinstalled environment writes its own. Should one still not match, the
+JVM ignores it (``-Xshare:auto``, the default), never an error: it only costs the speed-up.
 Each archive is ~170 MB, and a reinstalled environment writes a new one: every local run marks
 its own as used and deletes the others that no run has used for :data:`UNUSED_DAYS` days.
 """
@@ -90,12 +91,27 @@ def class_archive() -> ClassArchive | None:
         return None
     import pyspark
 
-    # The JVM checks the archive against its own build and the classpath's jars; the key only
-    # makes a new installation write a new archive instead of ignoring the old one forever.
-    stat = java.stat()
-    identity = f"{java}:{stat.st_size}:{stat.st_mtime_ns}:{pyspark.__file__}:{pyspark.__version__}"
-    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    # The JVM maps the archive only with the build and the classpath's jars it was written with
+    # (each jar's size and modification time): a key of exactly those makes a new installation
+    # write a new archive. A key of the paths and version alone kept a reinstalled environment
+    # (same folder, same pyspark, new jar files) on its old archive, which the JVM then ignored
+    # on every run ("A jar file is not the one used while building the shared archive file").
+    jvm = java.parent.parent / "lib" / "server" / "libjvm.so"
+    jars = Path(pyspark.__file__).parent / "jars"
+    files = [java, jvm, *sorted(jars.glob("*.jar"))]
+    parts = [pyspark.__version__, *_identities(files)]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return ClassArchive(_cache_dir() / ARCHIVE_NAME.format(key=key))
+
+
+def _identities(paths: list[Path]) -> list[str]:
+    """Each existing file as ``path:size:mtime``, what the JVM compares an archive's files by."""
+    found: list[str] = []
+    for path in paths:
+        with contextlib.suppress(OSError):  # no libjvm.so there: a JDK laid out otherwise
+            stat = path.stat()
+            found.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return found
 
 
 def _java_executable() -> Path | None:

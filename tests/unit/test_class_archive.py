@@ -70,6 +70,28 @@ def test_the_archive_belongs_to_one_jdk(
     assert second is not None and second.path != first.path
 
 
+def test_a_reinstalled_pyspark_writes_its_own_archive(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same folder, same version, new jar files: the JVM refuses the old archive (it compares
+    # each jar's size and modification time), so the new installation must not be given it.
+    import pyspark
+
+    package = tmp_path / "site-packages" / "pyspark"
+    (package / "jars").mkdir(parents=True)
+    jar = package / "jars" / "spark-core.jar"
+    jar.write_bytes(b"classes")
+    monkeypatch.setattr(pyspark, "__file__", str(package / "__init__.py"))
+    installed = class_archive()
+    assert installed is not None and class_archive() == installed  # stable while nothing changes
+
+    jar.write_bytes(b"classes")  # reinstalled: rewritten in place, a new modification time
+    os.utime(jar, ns=(jar.stat().st_atime_ns, jar.stat().st_mtime_ns + 1_000_000_000))
+    reinstalled = class_archive()
+
+    assert reinstalled is not None and reinstalled.path != installed.path
+
+
 def test_it_can_be_turned_off_and_needs_a_java(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
