@@ -377,6 +377,29 @@ def test_near_duplicates_of_a_large_burst_are_one_row_per_image(
     assert found["ingest/burst/b00.jpg"] == ("ingest/burst/b01.jpg", 0, 342)
 
 
+def test_near_duplicates_compare_hashes_whatever_their_case(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # A table written by another producer may spell its hex digits in upper case: the same
+    # hash either way, reported in lower case.
+    rows = [
+        image_row("ingest/a.jpg", "sha256:a", phash="ABCDEF0123456789"),
+        image_row("ingest/b.jpg", "sha256:b", phash="abcdef0123456789"),
+        image_row("ingest/c.jpg", "sha256:c", phash="abcdef012345678B"),
+    ]
+    store = LocalStore(tmp_path)
+    write_collection(spark, store, rows, [])
+    register_views(spark, load_images(spark, store), load_quarantine(spark, store))
+    near = run_query(spark, "near_duplicates", query_parameters(CONFIG)).toPandas()
+
+    assert found_near_duplicates(near) == {
+        "ingest/a.jpg": ("ingest/b.jpg", 0, 2),
+        "ingest/b.jpg": ("ingest/a.jpg", 0, 2),
+        "ingest/c.jpg": ("ingest/a.jpg", 1, 2),
+    }
+    assert set(near.phash) == {"abcdef0123456789", "abcdef012345678b"}
+
+
 def test_near_duplicate_threshold_comes_from_the_config(spark: SparkSession, root: Path) -> None:
     store = LocalStore(root)
     register_views(spark, load_images(spark, store), load_quarantine(spark, store))
