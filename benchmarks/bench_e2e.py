@@ -14,9 +14,10 @@ Builds N JPEGs as ``bench_process.py`` does, then measures in one run:
 then the ratios against the issue's targets, and analyze over a table of ``--analyze-scale``
 small images (default 10,000; 0 skips it): the table is built by ``run_process`` in a fresh
 JVM, then ``run_analyze`` is timed in that JVM, as a run's analyze follows its process stage.
-``--repeat N`` makes each cold measure N times (the first run into a fresh OUT each time, the
-analyze at scale in a fresh JVM each time, after the process stage decoded the table again) and
-compares the medians with the targets: one run moves by about a second on this machine.
+``--repeat N`` makes each cold measure N times (the pools, then the first run into a fresh OUT,
+each round; the analyze at scale in a fresh JVM each time, after the process stage decoded the
+table again) and compares the medians with the targets: each round's ratios are against the
+pools measured in that round, as the machine's speed drifts between minutes.
 The JVM's class archive (``imgpipe/class_archive.py``) is made once per installation by the
 first local run; when there is none yet, a 2-image run makes it first and its time is printed,
 so the measured first run is what every run after the installation's first one costs.
@@ -170,16 +171,19 @@ def main(argv: list[str] | None = None) -> int:
         ensure_class_archive(tmp)
         paths = write_files(tmp / "photos", photos)
         count = len(paths)
-        seed = pool_rate(seed_way, paths)
-        print(f"seed way:     {seed:6.1f} images/s (2-process pool) [{load()}]")
-        kernel = pool_rate(kernel_way, paths)
-        kernel_seconds = count / kernel
-        print(f"kernel pool:  {kernel:6.1f} images/s, {kernel_seconds:.1f} s [{load()}]")
         firsts: list[float] = []
-        rates: list[float] = []
         analyzes: list[float] = []
         agains: list[float] = []
+        # Each round's ratios are against the pools measured just before its runs: this
+        # machine's speed drifts by tens of percent between minutes (the kernel pool ran at
+        # 24-34 images/s within one session), so a pool measured once would skew every ratio.
+        ratios: dict[str, list[float]] = {"process/kernel": [], "process/seed": [], "first": []}
         for round_ in range(args.repeat):
+            seed = pool_rate(seed_way, paths)
+            print(f"seed way:     {seed:6.1f} images/s (2-process pool) [{load()}]")
+            kernel = pool_rate(kernel_way, paths)
+            kernel_seconds = count / kernel
+            print(f"kernel pool:  {kernel:6.1f} images/s, {kernel_seconds:.1f} s [{load()}]")
             out = tmp / f"out-{round_}"
             first, summary = cli_run(tmp / "photos", out)
             process = stage_seconds(summary, "process")
@@ -191,15 +195,19 @@ def main(argv: list[str] | None = None) -> int:
             again, resummary = cli_run(tmp / "photos", out)
             print(f"re-run:       {again:6.1f} s wall; stages: {charged(resummary)} [{load()}]")
             firsts.append(first)
-            rates.append(rate)
             analyzes.append(analyze)
             agains.append(again / first)
-        first, rate = statistics.median(firsts), statistics.median(rates)
+            ratios["process/kernel"].append(rate / kernel)
+            ratios["process/seed"].append(rate / seed)
+            ratios["first"].append(first / kernel_seconds)
         print(TARGETS)
-        label = f"ratios (medians of {args.repeat} runs)" if args.repeat > 1 else "ratios"
+        label = f"ratios (medians of {args.repeat} rounds)" if args.repeat > 1 else "ratios"
+        median = {name: statistics.median(values) for name, values in ratios.items()}
         print(
-            f"{label}: process/kernel {rate / kernel:.2f}x, process/seed {rate / seed:.2f}x, "
-            f"first run {first / kernel_seconds:.1f}x the kernel pool, "
+            f"{label}: process/kernel {median['process/kernel']:.2f}x, "
+            f"process/seed {median['process/seed']:.2f}x, "
+            f"first run {median['first']:.1f}x the kernel pool "
+            f"({statistics.median(firsts):.1f} s), "
             f"re-run {statistics.median(agains):.0%} of the first, analyze {spread(analyzes)}"
         )
         if args.analyze_scale:
