@@ -14,8 +14,8 @@ One archive per JDK and pyspark installation, in ``$IMGPIPE_CACHE_DIR`` (default
 The archive is named by the JDK's and the jars' sizes and modification times, which the JVM
 checks it against, so a reinstalled environment writes its own. Should one still not match, the
 JVM ignores it (``-Xshare:auto``, the default), never an error: it only costs the speed-up.
-Each archive is ~170 MB, and a reinstalled environment writes a new one: every local run marks
-its own as used and deletes the others that no run has used for :data:`UNUSED_DAYS` days.
+Each archive is ~170 MB: every local run marks its own as used and deletes the others that no
+run has used for :data:`UNUSED_DAYS` days.
 """
 
 from __future__ import annotations
