@@ -10,6 +10,8 @@ Builds N JPEGs as ``bench_process.py`` does, then measures in one run:
 - ``python -m imgpipe.cli run DIR --out OUT --labeler none -q`` into a fresh OUT (a fresh JVM):
   its wall time, and the process and analyze seconds from its ``summary.json``;
 - the same command again into the same OUT with nothing new: its wall time;
+- once more with one new photo in DIR: its wall time against the first run's (the issue's
+  lead "k new images cost in proportion to k": today they do not);
 
 then the ratios against the issue's targets, and analyze over a table of ``--analyze-scale``
 small images (default 10,000; 0 skips it): the table is built by ``run_process`` in a fresh
@@ -165,15 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(n) for n in args.size.lower().split("x"))
 
     print(f"before: {load()}")
-    photos = make_corpus(args.images, (width, height))
+    # One photo more than measured: the one a round adds after its first run.
+    photos = make_corpus(args.images + 1, (width, height))
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
         tmp = Path(folder)
         ensure_class_archive(tmp)
         paths = write_files(tmp / "photos", photos)
+        new_photo = Path(paths.pop()).rename(tmp / "new-photo.jpg")
         count = len(paths)
         firsts: list[float] = []
         analyzes: list[float] = []
         agains: list[float] = []
+        plus_ones: list[float] = []
         # Each round's ratios are against the pools measured just before its runs: this
         # machine's speed drifts by tens of percent between minutes (the kernel pool ran at
         # 24-34 images/s within one session), so a pool measured once would skew every ratio.
@@ -194,6 +199,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"analyze:      {analyze:6.2f} s")
             again, resummary = cli_run(tmp / "photos", out)
             print(f"re-run:       {again:6.1f} s wall; stages: {charged(resummary)} [{load()}]")
+            added = tmp / "photos" / "new-photo.jpg"
+            shutil.copyfile(new_photo, added)
+            plus_one, plus_summary = cli_run(tmp / "photos", out)
+            added.unlink()  # the next round's first run sees the same photos as this one's
+            print(
+                f"one new:      {plus_one:6.1f} s wall, {plus_one / first:.0%} of the first run;"
+                f" stages: {charged(plus_summary)} [{load()}]"
+            )
+            plus_ones.append(plus_one / first)
             firsts.append(first)
             analyzes.append(analyze)
             agains.append(again / first)
@@ -208,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             f"process/seed {median['process/seed']:.2f}x, "
             f"first run {median['first']:.1f}x the kernel pool "
             f"({statistics.median(firsts):.1f} s), "
-            f"re-run {statistics.median(agains):.0%} of the first, analyze {spread(analyzes)}"
+            f"re-run {statistics.median(agains):.0%} of the first, analyze {spread(analyzes)}; "
+            f"one new photo {statistics.median(plus_ones):.0%} of the first (no target)"
         )
         if args.analyze_scale:
             scale = analyze_at_scale(args.analyze_scale, tmp, args.repeat)
