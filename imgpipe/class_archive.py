@@ -15,7 +15,8 @@ The archive is named by the JDK's and the jars' sizes and modification times, wh
 checks it against, so a reinstalled environment writes its own. Should one still not match, the
 JVM ignores it (``-Xshare:auto``, the default), never an error: it only costs the speed-up.
 Each archive is ~170 MB: every local run marks its own as used and deletes the others that no
-run has used for :data:`UNUSED_DAYS` days.
+run has used for :data:`UNUSED_DAYS` days, and all but the :data:`KEEP_OTHERS` most recently
+used.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ ARCHIVE_NAME = "spark-classes-{key}.jsa"
 # Archives of other installations unused this long are deleted by the next local run. One that
 # is still wanted after all is written again by its installation's next run (seconds, once).
 UNUSED_DAYS = 30
+# Other installations' archives kept however recent: each virtualenv (a CI job's clean clone,
+# a rebuilt .venv) writes one, and a machine that makes many would otherwise hold 175 MB per
+# environment for a month (seen: 7 archives, 1.2 GB). Alternating between more environments
+# than this costs each of them its archive's rewrite on its next run.
+KEEP_OTHERS = 3
 
 
 @dataclass(frozen=True)
@@ -62,16 +68,21 @@ class ClassArchive:
 
     def prune_unused(self, now: float | None = None) -> list[Path]:
         """Delete the other installations' archives beside this one that no run has used for
-        :data:`UNUSED_DAYS` days (a run marks its archive used by its modification time)."""
+        :data:`UNUSED_DAYS` days, and all but the :data:`KEEP_OTHERS` most recently used (a run
+        marks its archive used by its modification time)."""
         cutoff = (time.time() if now is None else now) - UNUSED_DAYS * 24 * 3600
-        removed: list[Path] = []
+        others: list[tuple[float, Path]] = []
         for other in self.path.parent.glob(ARCHIVE_NAME.format(key="*")):
-            if other == self.path:
+            if other != self.path:
+                with contextlib.suppress(OSError):  # gone already: another run pruned it
+                    others.append((other.stat().st_mtime, other))
+        removed: list[Path] = []
+        for rank, (used, other) in enumerate(sorted(others, reverse=True)):
+            if rank < KEEP_OTHERS and used >= cutoff:
                 continue
             with contextlib.suppress(OSError):  # gone already (another run) or not ours to delete
-                if other.stat().st_mtime < cutoff:
-                    other.unlink()
-                    removed.append(other)
+                other.unlink()
+                removed.append(other)
         return removed
 
     def publish(self) -> bool:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from imgpipe.class_archive import ARCHIVE_NAME, UNUSED_DAYS, ClassArchive, class_archive
+from imgpipe.class_archive import (
+    ARCHIVE_NAME,
+    KEEP_OTHERS,
+    UNUSED_DAYS,
+    ClassArchive,
+    class_archive,
+)
 
 
 @pytest.fixture
@@ -122,3 +128,20 @@ def test_other_installations_archives_unused_for_a_month_are_deleted(tmp_path: P
     # Its own archive was old too, and is kept: mapping it marks it used now.
     assert archive.path.stat().st_mtime > time.time() - 60
     assert archive.prune_unused(now=time.time() + (UNUSED_DAYS + 1) * 24 * 3600) == [recent]
+
+
+def test_only_the_most_recently_used_other_archives_are_kept(tmp_path: Path) -> None:
+    archive = ClassArchive(tmp_path / ARCHIVE_NAME.format(key="mine"))
+    archive.path.write_bytes(b"archive")
+    now = time.time()
+    others = []
+    for age in range(KEEP_OTHERS + 2):  # one used an hour ago, the next two hours ago...
+        other = tmp_path / ARCHIVE_NAME.format(key=f"venv-{age}")
+        other.write_bytes(b"archive")
+        os.utime(other, (now - 3600 * (age + 1), now - 3600 * (age + 1)))
+        others.append(other)
+
+    removed = archive.prune_unused(now=now)
+
+    assert sorted(removed) == sorted(others[KEEP_OTHERS:])
+    assert all(other.exists() for other in others[:KEEP_OTHERS]) and archive.path.exists()
