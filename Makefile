@@ -55,7 +55,7 @@ lint: setup
 	$(BIN)/zizmor --offline --persona=pedantic .github/workflows
 
 typecheck: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy imgpipe spark_jobs analysis lambda_src stacks app.py benchmarks
 
 unit: setup $(TOOLS)/bin/checkov
 	CHECKOV="$(CURDIR)/$(TOOLS)/bin/checkov" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q

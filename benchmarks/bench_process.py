@@ -73,8 +73,8 @@ def _sources(rng: random.Random) -> list[Image.Image]:
         y, x = np.mgrid[0:1500, 0:2000].astype(np.float32)
         base = np.stack([x / 8, y / 6, (x + y) / 14], axis=-1) % 256
         noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, 12, base.shape)
-        image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
-        synthetic.append(image.filter(ImageFilter.GaussianBlur(1)))
+        picture = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+        synthetic.append(picture.filter(ImageFilter.GaussianBlur(1)))
     return synthetic
 
 
