@@ -3,7 +3,7 @@
     python benchmarks/bench_stage_floor.py [--images 120] [--size 4000x3000] [--repeat 3]
 
 Builds N JPEGs and a store as the ingest leaves it (``bench_process.build_root``), then, each
-round, measures four things, each in a fresh process (a cold JVM started as ``imgpipe run``
+round, takes seven measures, each in a fresh process (a cold JVM started as ``imgpipe run``
 starts it: ``local_session`` + ``warm_up``, the class archive mapped):
 
 - pool: the kernel in a 2-process pool, the baseline of the issue's target 1;
@@ -109,7 +109,7 @@ def measure(mode: str, source: Path) -> dict[str, float]:
         spark = local_session()
         warm_up(spark)
         if mode == "empty kernel":
-            stage.with_features = empty_features  # type: ignore[assignment]
+            stage.with_features = empty_features
         cpu, start = jvm_cpu(spark), time.perf_counter()
         with session_settings(spark, LOCAL_PROCESS_SQL):
             if mode in ("stage", "empty kernel"):
