@@ -60,12 +60,12 @@ def empty_features(df, root, config):
     """``with_features`` without the image work: null features, a thumbnail key per row."""
     from pyspark.sql import types as T
 
+    from imgpipe.process.kernel import _ARROW_TYPES  # the kernel's own Spark -> Arrow types
     from imgpipe.table import feature_fields
 
     fields = feature_fields()
     names = [f.name for f in fields]
-    nulls = {"IntegerType": "int32", "DoubleType": "float64", "StringType": "string"}
-    types = [nulls[type(f.dataType).__name__] for f in fields]
+    types = [_ARROW_TYPES[type(f.dataType)] for f in fields]
 
     def run(batches):
         import pyarrow as pa
@@ -74,7 +74,7 @@ def empty_features(df, root, config):
             columns = [
                 batch.column("checksum")
                 if name == "thumbnail_key"
-                else pa.nulls(batch.num_rows, getattr(pa, arrow_type)())
+                else pa.nulls(batch.num_rows, arrow_type)
                 for name, arrow_type in zip(names, types, strict=True)
             ]
             yield pa.RecordBatch.from_arrays(
