@@ -3,20 +3,13 @@
     python benchmarks/bench_stage_floor.py [--images 120] [--size 4000x3000] [--repeat 3]
 
 Builds N JPEGs and a store as the ingest leaves it (``bench_process.build_root``), then, each
-round, takes seven measures, each in a fresh process (a cold JVM started as ``imgpipe run``
+round, takes five measures, each in a fresh process (a cold JVM started as ``imgpipe run``
 starts it: ``local_session`` + ``warm_up``, the class archive mapped):
 
 - pool: the kernel in a 2-process pool, the baseline of the issue's target 1;
 - stage: ``run_process`` as the local runner runs it (``LOCAL_PROCESS_SQL``);
 - empty kernel: the same ``run_process`` with its ``mapInArrow`` function replaced by one that
   reads no image and returns null features: every job, plan and write of the stage, no decoding;
-- one job: the empty-kernel stage's own transforms (records flattened, one row per checksum,
-  the empty kernel, joined back to the records, the table's columns) as ONE job, without the
-  records' cache, the pending totals or the features' separate write and read-back;
-- one pass: a stage with neither grouping nor join, as a redesign might have it: the records
-  flattened, hash-partitioned by checksum (copies meet in one task, where a kernel could
-  decode them once), the empty kernel over every row, the table written; then the features
-  cache written from the table read back;
 - all columns: the records flattened to the table's record columns, one ``mapInArrow`` that
   returns its input, written: no grouping, no join;
 - minimal: two columns of the records through one such ``mapInArrow``, written: the least a
@@ -46,7 +39,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from bench_process import PHOTO_SIZE, build_root, kernel_way, load, make_corpus, pool_rate  # noqa: E402
 
-MEASURES = ("pool", "stage", "empty kernel", "one job", "one pass", "all columns", "minimal")
+MEASURES = ("pool", "stage", "empty kernel", "all columns", "minimal")
 
 
 def jvm_cpu(spark) -> float:
@@ -56,16 +49,22 @@ def jvm_cpu(spark) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def empty_features(df, root, config):
-    """``with_features`` without the image work: null features, a thumbnail key per row."""
+def empty_features(df, root, config, decoded_column=None):
+    """``with_features`` without the image work: null features, a thumbnail key per row
+    (and, as the kernel does when asked, a marker that every row was decoded)."""
     from pyspark.sql import types as T
 
-    from imgpipe.process.kernel import _ARROW_TYPES  # the kernel's own Spark -> Arrow types
+    # The kernel's own Spark -> Arrow types, and its column builder (no pandas import).
+    from imgpipe.process.kernel import _ARROW_TYPES, arrow_column
     from imgpipe.table import feature_fields
 
     fields = feature_fields()
     names = [f.name for f in fields]
     types = [_ARROW_TYPES[type(f.dataType)] for f in fields]
+    if decoded_column:
+        fields = [*fields, T.StructField(decoded_column, T.IntegerType())]
+        names.append(decoded_column)
+        types.append(_ARROW_TYPES[T.IntegerType])
 
     def run(batches):
         import pyarrow as pa
@@ -74,6 +73,8 @@ def empty_features(df, root, config):
             columns = [
                 batch.column("checksum")
                 if name == "thumbnail_key"
+                else arrow_column([1] * batch.num_rows, arrow_type)
+                if name == decoded_column
                 else pa.nulls(batch.num_rows, arrow_type)
                 for name, arrow_type in zip(names, types, strict=True)
             ]
@@ -123,29 +124,17 @@ def measure(mode: str, source: Path) -> dict[str, float]:
 
 def _variant(mode: str, records, root: str) -> None:
     """The measures below the stage: fewer of its operators, the same records."""
-    from imgpipe.config import PipelineConfig
     from imgpipe.process import transforms
 
     out = f"{root}/variant"
     if mode == "minimal":
         columns = records.select("key", "checksum")
         columns.mapInArrow(_same, columns.schema).write.parquet(out)
-    elif mode == "one pass":
-        flat = transforms.flatten_records(records)
-        rows = empty_features(flat.repartition(4, "checksum"), root, PipelineConfig())
-        transforms.to_image_table(rows).write.parquet(out)
-        table = records.sparkSession.read.parquet(out)
-        transforms.to_feature_rows(table, "-").write.parquet(f"{out}-features")
     elif mode == "all columns":
         flat = transforms.flatten_records(records)
         flat.mapInArrow(_same, flat.schema).write.parquet(out)
-    else:  # one job
-        flat = transforms.flatten_records(records)
-        # The stage sizes this from its totals; with the empty kernel the count hardly matters.
-        todo = transforms.pending_images(flat, None).repartition(4)
-        features = transforms.to_feature_rows(empty_features(todo, root, PipelineConfig()), "-")
-        joined = transforms.with_cached_features(flat, features, one_per_checksum=True)
-        transforms.to_image_table(joined).write.parquet(out)
+    else:
+        raise ValueError(f"unknown measure {mode!r}")
 
 
 def _same(batches):

@@ -132,6 +132,10 @@ class Store(Protocol):
         """Every key under ``prefix`` with a tag that changes whenever its content does."""
         ...
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every key under ``prefix`` with its size in bytes (from the listing: nothing read)."""
+        ...
+
 
 class LocalStore:
     """A directory laid out like the bucket."""
@@ -208,6 +212,10 @@ class LocalStore:
         for key in self.list_keys(prefix):
             with self.path(key).open("rb") as fh:
                 yield key, _content_tag(fh)
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for key in self.list_keys(prefix):
+            yield key, self.path(key).stat().st_size
 
 
 class S3Store:
@@ -321,6 +329,14 @@ class S3Store:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             versions.extend((obj["Key"], obj["ETag"]) for obj in page.get("Contents", ()))
         return iter(sorted(versions))
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Keys with their size, from the listing alone (one request per 1,000 keys)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        sizes: list[tuple[str, int]] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            sizes.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", ()))
+        return iter(sorted(sizes))
 
 
 def open_store(root: str) -> Store:

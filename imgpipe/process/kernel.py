@@ -39,18 +39,30 @@ def processing_settings(config: PipelineConfig) -> str:
     return f"kernel{KERNEL_VERSION}-t{config.thumbnail_size}-q{config.thumbnail_quality}"
 
 
-def with_features(df: DataFrame, root: str, config: PipelineConfig) -> DataFrame:
+def with_features(
+    df: DataFrame, root: str, config: PipelineConfig, decoded_column: str | None = None
+) -> DataFrame:
     """Append the feature columns, decoding each image once on the executors.
 
     Needs ``key``, ``checksum`` and ``orientation``; writes each thumbnail to the store as a
-    side effect (the only way to avoid a second decode). Arrow batches, not a row UDF.
+    side effect (the only way to avoid a second decode). Arrow batches, not a row UDF. Rows of
+    one task with the same checksum (copies, when ``df`` is partitioned by checksum) share one
+    decode: the task remembers each content's features, a few hundred bytes per image.
+
+    Args:
+        df: The rows to decode.
+        root: The store's root, opened again on each executor.
+        config: Thumbnail and decoding settings.
+        decoded_column: Also append an integer column of this name: 1 on each row whose image
+            the task read, null on a copy that reused an earlier row's features.
     """
-    schema = T.StructType([*df.schema.fields, *feature_fields()])
-    return df.mapInArrow(_feature_batches(root, config), schema)
+    marker = [T.StructField(decoded_column, T.IntegerType())] if decoded_column else []
+    schema = T.StructType([*df.schema.fields, *feature_fields(), *marker])
+    return df.mapInArrow(_feature_batches(root, config, decoded_column), schema)
 
 
 def _feature_batches(
-    root: str, config: PipelineConfig
+    root: str, config: PipelineConfig, decoded_column: str | None
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function; it runs on executors and opens its own store there."""
 
@@ -61,25 +73,40 @@ def _feature_batches(
         cv2.setNumThreads(1)
         store = open_store(root)
         arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
+        seen: dict[str, dict[str, Any]] = {}  # checksum -> features, within this task
         for batch in batches:
-            rows = [
-                process_row(store, key, checksum, orientation, config)
-                for key, checksum, orientation in zip(
-                    batch.column("key").to_pylist(),
-                    batch.column("checksum").to_pylist(),
-                    batch.column("orientation").to_pylist(),
-                    strict=True,
-                )
-            ]
-            features = [
+            rows: list[dict[str, Any]] = []
+            decoded: list[int | None] = []
+            for key, checksum, orientation in zip(
+                batch.column("key").to_pylist(),
+                batch.column("checksum").to_pylist(),
+                batch.column("orientation").to_pylist(),
+                strict=True,
+            ):
+                row = seen.get(checksum)
+                decoded.append(1 if row is None else None)
+                if row is None:
+                    row = process_row(store, key, checksum, orientation, config)
+                    # A copy missing from the store is not remembered: the next copy is read.
+                    if not is_retryable(row.get("process_error")):
+                        seen[checksum] = row
+                rows.append(row)
+            columns = [
                 arrow_column([row.get(name) for row in rows], arrow_type)
                 for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
             ]
-            yield pa.RecordBatch.from_arrays(
-                [*batch.columns, *features], names=[*batch.schema.names, *FEATURE_NAMES]
-            )
+            names = [*batch.schema.names, *FEATURE_NAMES]
+            if decoded_column:
+                columns.append(arrow_column(decoded, pa.int32()))
+                names.append(decoded_column)
+            yield pa.RecordBatch.from_arrays([*batch.columns, *columns], names=names)
 
     return run
+
+
+def is_retryable(process_error: str | None) -> bool:
+    """True for an image that was missing from the store: it may come back, so retry it."""
+    return process_error is not None and process_error.startswith(Reason.UNREADABLE.value)
 
 
 def arrow_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:

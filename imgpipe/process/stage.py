@@ -33,13 +33,15 @@ from imgpipe.process.transforms import (
     to_image_table,
     with_cached_features,
 )
-from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, METADATA_PREFIX
+from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, INGEST_PREFIX, METADATA_PREFIX
 from imgpipe.spark import task_slots
 from imgpipe.spark_io import write_parquet_atomically
-from imgpipe.store import open_store
-from imgpipe.table import features_cache_schema, record_schema
+from imgpipe.store import Store, open_store
+from imgpipe.table import features_cache_schema, image_table_schema, record_schema
 
 LOG = logging.getLogger(__name__)
+# A first run's marker of the rows whose image its kernel read (not copies): observed, not kept.
+_DECODED = "_decoded"
 
 
 def read_records(spark: SparkSession, metadata_uri: str) -> DataFrame:
@@ -83,8 +85,10 @@ def run_process(
 ) -> dict[str, int]:
     """Process new content under ``root`` and rewrite ``processed/images/``.
 
-    Only checksums without cached features (for these settings) are decoded; everything else
-    is joined from ``processed/features/``, so a re-run with no new images decodes nothing.
+    A first run (no features cached yet) sends every record through the kernel in one pass
+    and caches the features from the table it wrote. Later runs decode only the checksums
+    without cached features (for these settings) and join everything else from
+    ``processed/features/``, so a re-run with no new images decodes nothing.
     When no record changed since the table was built (same keys, same content, same settings,
     nothing left to retry), the table is kept as it is and no Spark job runs at all.
 
@@ -110,37 +114,73 @@ def run_process(
     if unchanged is not None:
         LOG.info("process: no record changed since the table was built; kept %s", unchanged)
         return {**unchanged, "decoded": 0}
-    # Read once: the pending images and the table are both built from the same records.
-    records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX))).cache()
+    records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
     known = read_features(spark, store.uri(FEATURES_PREFIX), settings)
-    pending, features = _decode_pending(spark, root, records, known, config)
-    # Without earlier features, this run's are all there is: one row per checksum.
-    first = known is None
     observation = Observation("image_table")
-    table = to_image_table(with_cached_features(records, features, one_per_checksum=first)).observe(
-        observation, *table_counts()
-    )
+    pending = 0
+    if known is None:
+        # Nothing to reuse: every record goes through the kernel in one pass.
+        rows = _decode_all(spark, store, records, config)
+        metrics = [*table_counts(), F.count(_DECODED).alias("decoded")]
+    else:
+        # Read once: the pending images and the table are both built from the same records.
+        records = records.cache()
+        pending, features = _decode_pending(spark, root, records, known, config)
+        rows = with_cached_features(records, features)
+        metrics = table_counts()
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
     # Staged, then swapped in: a run killed while writing leaves the previous table whole.
     # The counts are observed while the table is written: no second pass reads it back.
-    write_parquet_atomically(spark, table, table_uri)
+    write_parquet_atomically(spark, to_image_table(rows.observe(observation, *metrics)), table_uri)
     records.unpersist()
     observed = observation.get
     counts = {name: int(observed.get(name) or 0) for name in COUNT_NAMES}
+    # A first run counts its decodes as it writes; a later one knew them before it decoded.
+    decoded = pending if known is not None else int(observed.get("decoded") or 0)
+    if known is None:
+        _cache_features(spark, store, table_uri, settings)
     if not observed.get("retryable"):
         # Inside the table's folder: it is swapped out together with the table it describes.
+        # Written last: a run killed before it is never taken for a complete one.
         write_manifest(store, fingerprint, counts)
     LOG.info("process: %s -> %s", counts, table_uri)
-    return {**counts, "decoded": pending}
+    return {**counts, "decoded": decoded}
+
+
+def _decode_all(
+    spark: SparkSession, store: Store, records: DataFrame, config: PipelineConfig
+) -> DataFrame:
+    """Every record with its features, for a first run: one pass, no aggregate, no join.
+
+    Hash-partitioned by checksum, so the copies of one content meet in one task, which decodes
+    it once. The tasks are sized from the listing of ``ingest/`` (its objects' count and bytes,
+    quarantined ones included: an overestimate, at worst a few more tasks) rather than from the
+    records, whose totals would cost a Spark job of their own before the decode could start.
+    """
+    sizes = [size for _, size in store.list_sizes(INGEST_PREFIX)]
+    partitions = partition_count(len(sizes), task_slots(spark), sum(sizes))
+    by_content = records.repartition(partitions, "checksum")
+    return with_features(by_content, store.uri(), config, decoded_column=_DECODED)
+
+
+def _cache_features(spark: SparkSession, store: Store, table_uri: str, settings: str) -> None:
+    """A first run's features, cached from the table it wrote, for later runs to reuse.
+
+    A content with copies gets a row per copy (the same features): later runs pick one.
+    """
+    table = spark.read.schema(image_table_schema()).parquet(table_uri)
+    # A folder of its own per run: appends never touch what earlier runs wrote.
+    run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
+    to_feature_rows(table, settings).write.mode("errorifexists").parquet(run_uri)
 
 
 def _decode_pending(
     spark: SparkSession,
     root: str,
     records: DataFrame,
-    known: DataFrame | None,
+    known: DataFrame,
     config: PipelineConfig,
-) -> tuple[int, DataFrame | None]:
+) -> tuple[int, DataFrame]:
     """Decode the content without cached features: how many, and every usable feature row.
 
     The new features are written to a folder of their own under ``processed/features/`` and
@@ -162,10 +202,7 @@ def _decode_pending(
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
     partitions = partition_count(pending, task_slots(spark), total_bytes)
     decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
-    # A folder of its own per run: appends never touch what earlier runs wrote.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
     new = read_features(spark, run_uri, settings)
-    if known is None or new is None:
-        return pending, known or new
-    return pending, known.unionByName(new)
+    return pending, known if new is None else known.unionByName(new)

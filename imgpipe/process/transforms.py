@@ -10,7 +10,7 @@ from pyspark.sql.window import Window
 
 from imgpipe.process.kernel import FEATURE_NAMES
 from imgpipe.records import Reason
-from imgpipe.table import feature_fields, features_cache_schema, image_table_schema
+from imgpipe.table import features_cache_schema, image_table_schema
 
 # Entropy decoding dominates the kernel, so a task's time follows its compressed bytes, not its
 # image count: 64 MiB is ~25 12-MP photos or ~700 640 px images, about a second of CPU either
@@ -79,23 +79,19 @@ def partition_count(records: int, parallelism: int, total_bytes: int | None = No
     return min(records, waves * parallelism)
 
 
-def pending_images(records: DataFrame, known: DataFrame | None) -> DataFrame:
-    """One row per content checksum that has no cached features yet (copies decode once).
-
-    ``known`` None: no features are cached at all, so every checksum is pending.
-    """
+def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
+    """One row per content checksum that has no cached features yet (copies decode once)."""
     distinct = records.groupBy("checksum").agg(
         F.min("key").alias("key"),
         F.first("orientation").alias("orientation"),
         F.max("size").alias("size"),  # same content, same size: any copy's will do
     )
-    if known is not None:
-        distinct = distinct.join(known.select("checksum"), on="checksum", how="left_anti")
-    return distinct.select("key", "checksum", "orientation", "size")
+    pending = distinct.join(known.select("checksum"), on="checksum", how="left_anti")
+    return pending.select("key", "checksum", "orientation", "size")
 
 
 def retryable_error() -> Column:
-    """True for a row whose image was missing from the store: it may come back, so retry it."""
+    """True for a row whose image was missing from the store (``kernel.is_retryable``)."""
     return F.col("process_error").startswith(Reason.UNREADABLE.value)
 
 
@@ -120,29 +116,11 @@ def to_feature_rows(df: DataFrame, settings: str) -> DataFrame:
     )
 
 
-def with_cached_features(
-    records: DataFrame, known: DataFrame | None, *, one_per_checksum: bool = False
-) -> DataFrame:
-    """Records joined to their content's features (newest when computed twice).
-
-    ``known`` None: no features at all, every row's feature columns are null.
-    ``one_per_checksum``: ``known`` has one row per checksum (one run's features, as on a first
-    run), so there is no newest to pick and no shuffle to pick it with.
-    """
-    if known is None:
-        joined = records.select(
-            "*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in feature_fields())
-        )
-    else:
-        features = known
-        if not one_per_checksum:
-            newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
-            features = known.withColumn("rank", F.row_number().over(newest)).where(
-                F.col("rank") == 1
-            )
-        joined = records.join(
-            features.select("checksum", *FEATURE_NAMES), on="checksum", how="left"
-        )
+def with_cached_features(records: DataFrame, known: DataFrame) -> DataFrame:
+    """Records joined to their content's features (newest when computed twice)."""
+    newest = Window.partitionBy("checksum").orderBy(F.col("computed_at").desc())
+    features = known.withColumn("rank", F.row_number().over(newest)).where(F.col("rank") == 1)
+    joined = records.join(features.select("checksum", *FEATURE_NAMES), on="checksum", how="left")
     missing = F.when(
         F.col("thumbnail_key").isNull() & F.col("process_error").isNull(),
         F.lit(f"{Reason.UNREADABLE.value}: the image could not be read when it was processed"),

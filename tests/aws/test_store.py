@@ -50,6 +50,15 @@ def test_a_version_changes_with_the_content_and_only_with_it(store: Store) -> No
     assert dict(store.list_versions("metadata/")) != first
 
 
+def test_sizes_list_every_key_under_the_prefix_with_its_bytes(store: Store) -> None:
+    # The process stage sizes a first run's tasks from this listing of ingest/.
+    store.put_bytes("ingest/b.jpg", b"0123456789")
+    store.put_bytes("ingest/a/c.png", b"")
+    store.put_bytes("metadata/b.jpg.json", b"{}")
+    assert list(store.list_sizes("ingest/")) == [("ingest/a/c.png", 0), ("ingest/b.jpg", 10)]
+    assert list(store.list_sizes("absent/")) == []
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_local_writes_get_the_mode_the_umask_gives_new_files(tmp_path: Path, umask: int) -> None:
     old = os.umask(umask)

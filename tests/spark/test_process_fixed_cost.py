@@ -1,8 +1,8 @@
 """The process stage's fixed cost in a local run: few Spark jobs, the records hashed once.
 
 Jobs are counted by Spark's own status tracker, for the stage as the local runner runs it
-(``LOCAL_PROCESS_SQL``): on a first run there is no feature cache to join against, and the
-table's counts come from the write itself, not from reading the table back.
+(``LOCAL_PROCESS_SQL``): a first run decodes every record in one pass as it writes the table
+(no aggregate, no join), and the table's counts come from the write itself.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tests.tablefixtures import add_image
 pytestmark = pytest.mark.spark
 
 
-def add_photos(store: LocalStore, count: int) -> None:
-    for seed in range(count):
+def add_photos(store: LocalStore, count: int, start: int = 0) -> None:
+    for seed in range(start, start + count):
         add_image(store, f"ingest/p{seed:03d}.jpg", jpeg_bytes(photo_like(320, 240, seed)))
 
 
@@ -47,16 +47,38 @@ def spark_jobs(spark: SparkSession, work: Callable[[], Any]) -> tuple[int, Any]:
     return len(context.statusTracker().getJobIdsForGroup(group)), result
 
 
-def test_a_first_local_run_takes_four_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
+def test_a_first_local_run_takes_two_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     add_photos(store, 5)
     with session_settings(spark, LOCAL_PROCESS_SQL):
         jobs, counts = spark_jobs(spark, lambda: run_process(spark, store.uri(), PipelineConfig()))
     assert counts == {"records": 5, "processed": 5, "failed": 0, "decoded": 5}
-    # The pending images' count and size, the decode with the features write, the features'
-    # broadcast for the join, the table write. Before: an anti-join against an empty cache,
-    # and a read-back of the table for its counts.
-    assert jobs == 4
+    # The decode with the table write (its counts observed), and the features cache written
+    # from the table. Before: the pending images' totals, the decode with its own features
+    # write, the features' broadcast for a join back to the records, then the table write.
+    assert jobs == 2
+
+
+def test_a_first_run_decodes_each_content_once_and_caches_its_features(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 3)
+    copy = store.get_bytes("ingest/p001.jpg")
+    for name in ("copy-a.jpg", "copy-b.jpg"):
+        add_image(store, f"ingest/{name}", copy)
+    with session_settings(spark, LOCAL_PROCESS_SQL):
+        counts = run_process(spark, store.uri(), PipelineConfig())
+    assert counts == {"records": 5, "processed": 5, "failed": 0, "decoded": 3}
+    rows = {row["key"]: row for row in spark.read.parquet(store.uri("processed/images/")).collect()}
+    copies = [rows[key] for key in ("ingest/p001.jpg", "ingest/copy-a.jpg", "ingest/copy-b.jpg")]
+    assert len({(row["checksum"], row["thumbnail_key"], row["phash"]) for row in copies}) == 1
+    # A later run with one new photo decodes only that one: the rest comes from the cache
+    # the first run wrote from its table.
+    add_photos(store, 1, start=3)
+    with session_settings(spark, LOCAL_PROCESS_SQL):
+        again = run_process(spark, store.uri(), PipelineConfig())
+    assert again == {"records": 6, "processed": 6, "failed": 0, "decoded": 1}
 
 
 def test_session_settings_are_restored_after_the_stage(spark: SparkSession) -> None:
