@@ -54,7 +54,7 @@ def with_features(
         root: The store's root, opened again on each executor.
         config: Thumbnail and decoding settings.
         decoded_column: Also append an integer column of this name: 1 on each row whose image
-            the task read, null on a copy that reused an earlier row's features.
+            the task went to read, null on a copy that reused an earlier row's features.
     """
     marker = [T.StructField(decoded_column, T.IntegerType())] if decoded_column else []
     schema = T.StructType([*df.schema.fields, *feature_fields(), *marker])
@@ -62,7 +62,7 @@ def with_features(
 
 
 def _feature_batches(
-    root: str, config: PipelineConfig, decoded_column: str | None
+    root: str, config: PipelineConfig, decoded_column: str | None = None
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function; it runs on executors and opens its own store there."""
 

@@ -40,7 +40,8 @@ from imgpipe.store import Store, open_store
 from imgpipe.table import features_cache_schema, image_table_schema, record_schema
 
 LOG = logging.getLogger(__name__)
-# A first run's marker of the rows whose image its kernel read (not copies): observed, not kept.
+# A first run's marker of the rows whose image the kernel went to read (not the copies that
+# reused it): counted while the table is written, not kept in it.
 _DECODED = "_decoded"
 
 
@@ -157,10 +158,16 @@ def _decode_all(
     quarantined ones included: an overestimate, at worst a few more tasks) rather than from the
     records, whose totals would cost a Spark job of their own before the decode could start.
     """
-    sizes = [size for _, size in store.list_sizes(INGEST_PREFIX)]
-    partitions = partition_count(len(sizes), task_slots(spark), sum(sizes))
+    images, total_bytes = ingest_totals(store)
+    partitions = partition_count(images, task_slots(spark), total_bytes)
     by_content = records.repartition(partitions, "checksum")
     return with_features(by_content, store.uri(), config, decoded_column=_DECODED)
+
+
+def ingest_totals(store: Store) -> tuple[int, int]:
+    """How many objects ``ingest/`` holds, and their bytes: from the listing, nothing read."""
+    sizes = [size for _, size in store.list_sizes(INGEST_PREFIX)]
+    return len(sizes), sum(sizes)
 
 
 def _cache_features(spark: SparkSession, store: Store, table_uri: str, settings: str) -> None:

@@ -23,7 +23,7 @@ from moto import mock_aws
 from analysis import analyze, report_stage
 from imgpipe import aws_clients
 from imgpipe.config import PipelineConfig
-from imgpipe.process import kernel, manifest
+from imgpipe.process import kernel, manifest, stage
 from imgpipe.records import metadata_key
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
@@ -165,6 +165,8 @@ def run_process() -> None:
     settings = kernel.processing_settings(config)
     fingerprint = manifest.inputs_fingerprint(store, settings)
     assert manifest.unchanged_counts(store, fingerprint) is None  # first run: no manifest yet
+    # A first run sizes its tasks from the listing of ingest/ (the junk file is in it too).
+    assert stage.ingest_totals(store)[0] == 3
     record = json.loads(store.get_bytes(metadata_key("ingest/alice/cat.jpg")))
     row = kernel.process_row(store, record["key"], record["checksum"], 1, config)
     assert row["process_error"] is None, row

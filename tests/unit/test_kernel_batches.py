@@ -37,7 +37,7 @@ def test_arrow_column_round_trips_values_and_nulls(values, arrow_type):
 
 
 # Runs in a fresh interpreter, as a Spark Python worker would: the batch function over a real
-# JPEG and a key that is gone from the store, then whether pandas was imported.
+# JPEG, a key that is gone from the store and a copy of the JPEG, then whether pandas was imported.
 _WORKER = """
 import json, sys
 import pyarrow as pa
@@ -45,16 +45,17 @@ from imgpipe.config import PipelineConfig
 from imgpipe.process.kernel import _feature_batches, arrow_column
 
 root = sys.argv[1]
-keys = ["ingest/photo.jpg", "ingest/gone.jpg"]
+# The third row is a copy of the first's content, under a key the store does not hold.
+keys = ["ingest/photo.jpg", "ingest/gone.jpg", "ingest/copy.jpg"]
 batch = pa.RecordBatch.from_arrays(
     [
         arrow_column(keys, pa.string()),
-        arrow_column(["c1", "c2"], pa.string()),
-        arrow_column([1, None], pa.int32()),
+        arrow_column(["c1", "c2", "c1"], pa.string()),
+        arrow_column([1, None, 1], pa.int32()),
     ],
     names=["key", "checksum", "orientation"],
 )
-(out,) = _feature_batches(root, PipelineConfig())(iter([batch]))
+(out,) = _feature_batches(root, PipelineConfig(), "decoded")(iter([batch]))
 print(json.dumps({"rows": out.to_pylist(), "pandas": "pandas" in sys.modules}))
 """
 
@@ -63,9 +64,12 @@ def test_batch_function_decodes_without_importing_pandas(tmp_path: Path):
     (tmp_path / "ingest").mkdir()
     (tmp_path / "ingest" / "photo.jpg").write_bytes(jpeg_bytes(photo_like(640, 480, seed=3)))
     found = run_fresh(_WORKER, str(tmp_path), timeout=120)
-    photo, gone = found["rows"]
+    photo, gone, copy = found["rows"]
     assert (photo["display_width"], photo["display_height"]) == (640, 480)
     assert photo["process_error"] is None and len(photo["phash"]) == 16
     assert (tmp_path / photo["thumbnail_key"]).is_file()
     assert gone["process_error"].startswith("unreadable") and gone["phash"] is None
+    # The copy got the first row's features without a read: its own key is not in the store.
+    assert {**copy, "key": photo["key"]} == {**photo, "decoded": None}
+    assert (photo["decoded"], gone["decoded"]) == (1, 1)
     assert found["pandas"] is False
