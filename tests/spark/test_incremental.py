@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from imgpipe.config import PipelineConfig
+from imgpipe.process import stage
 from imgpipe.process.manifest import INPUTS_MANIFEST
 from imgpipe.process.stage import run_process
 from imgpipe.records import metadata_key
@@ -150,3 +151,23 @@ def test_a_damaged_manifest_only_costs_a_rebuild(spark: SparkSession, tmp_path: 
     assert run_process(spark, store.uri(), PipelineConfig()) == {**first, "decoded": 0}
     assert table_files(tmp_path) != before  # rebuilt, and a valid manifest written again
     assert run_process(spark, store.uri(), PipelineConfig()) == {**first, "decoded": 0}
+
+
+def test_a_first_run_killed_before_its_features_cache_is_redone(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    add_photos(store, 0, 2)
+
+    def killed(*_: object) -> None:
+        raise RuntimeError("killed")  # the run stops after the table was swapped in
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage, "_cache_features", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_process(spark, store.uri(), PipelineConfig())
+    assert table_count(spark, store) == 2 and store.get_bytes_or_none(INPUTS_MANIFEST) is None
+    # Nothing records that the table is complete: the next run does it all again, then says so.
+    again = run_process(spark, store.uri(), PipelineConfig())
+    assert again == {"records": 2, "processed": 2, "failed": 0, "decoded": 2}
+    assert run_process(spark, store.uri(), PipelineConfig()) == {**again, "decoded": 0}
