@@ -209,6 +209,7 @@ def _decode_pending(
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
     partitions = partition_count(pending, task_slots(spark), total_bytes)
     decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
+    # A folder of its own per run, as a first run's: appends never touch earlier runs' folders.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
     new = read_features(spark, run_uri, settings)
