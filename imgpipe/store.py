@@ -19,7 +19,11 @@ from urllib.parse import urlparse
 
 if TYPE_CHECKING:  # the stubs are a dev dependency: the Lambda and EMR runtimes lack them
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, PutObjectRequestTypeDef
+    from mypy_boto3_s3.type_defs import (
+        GetObjectRequestTypeDef,
+        ObjectTypeDef,
+        PutObjectRequestTypeDef,
+    )
 
 # The error codes S3 answers a missing key with (GET: NoSuchKey; HEAD: 404/NotFound).
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -316,27 +320,23 @@ class S3Store:
         return bytes(response["Body"].read())
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", ()))
-        return iter(sorted(keys))
+        return iter([obj["Key"] for obj in self._listing(prefix)])
 
     def list_versions(self, prefix: str) -> Iterator[tuple[str, str]]:
         """Keys with their ETag, from the listing alone (one request per 1,000 keys)."""
-        paginator = self.client.get_paginator("list_objects_v2")
-        versions: list[tuple[str, str]] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            versions.extend((obj["Key"], obj["ETag"]) for obj in page.get("Contents", ()))
-        return iter(sorted(versions))
+        return iter([(obj["Key"], obj["ETag"]) for obj in self._listing(prefix)])
 
     def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Keys with their size, from the listing alone (one request per 1,000 keys)."""
+        return iter([(obj["Key"], int(obj["Size"])) for obj in self._listing(prefix)])
+
+    def _listing(self, prefix: str) -> list[ObjectTypeDef]:
+        """Every object under ``prefix`` as ``ListObjectsV2`` describes it, sorted by key."""
         paginator = self.client.get_paginator("list_objects_v2")
-        sizes: list[tuple[str, int]] = []
+        objects: list[ObjectTypeDef] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            sizes.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", ()))
-        return iter(sorted(sizes))
+            objects.extend(page.get("Contents", ()))
+        return sorted(objects, key=lambda obj: obj["Key"])
 
 
 def open_store(root: str) -> Store:
