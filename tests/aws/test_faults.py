@@ -247,17 +247,33 @@ def ingester(rig: Rig, rekognition: Any, dynamodb: Any = None, **cache: Any) -> 
 
 
 class SpiesOnClaims:
-    """A DynamoDB client that notes when a reader finds another worker's claim (no labels)."""
+    """A DynamoDB client that notes when a reader finds another worker's claim (no labels).
+
+    Every call holds one lock: DynamoDB applies a conditional write to an item atomically, and
+    moto 5 does not (it checks the condition, then writes, with no lock between: two threads
+    racing ``attribute_not_exists`` both won 14 times in 300 here). Without the lock both
+    deliveries could claim the content, which the real service never lets happen.
+    """
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self._atomic = threading.Lock()
         self.claim_seen = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        call = getattr(self._client, name)
+        if not callable(call):
+            return call
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._atomic:
+                return call(*args, **kwargs)
+
+        return atomic
 
     def get_item(self, **kwargs: Any) -> Any:
-        response = self._client.get_item(**kwargs)
+        with self._atomic:
+            response = self._client.get_item(**kwargs)
         item = response.get("Item")
         if item is not None and "claim_owner" in item and "labels" not in item:
             self.claim_seen.set()
@@ -267,8 +283,8 @@ class SpiesOnClaims:
 class HoldsFirstCall:
     """DetectLabels counting its calls; the first is held until ``release`` is set (or 60 s).
 
-    The bound only ends a failing run: a passing one is released as soon as the other delivery
-    sees the claim. 10 s was once too short for it on a loaded 2-core CI machine.
+    The bound only ends a failing run (both deliveries claimed, or the second never read the
+    claim): a passing one is released as soon as the other delivery sees the claim.
     """
 
     def __init__(self, release: threading.Event) -> None:
