@@ -126,7 +126,7 @@ def run_process(
     else:
         # Read once: the pending images and the table are both built from the same records.
         records = records.cache()
-        pending, features = _decode_pending(spark, root, records, known, config)
+        pending, features = _decode_pending(spark, store, records, known, config, settings)
         rows = with_cached_features(records, features)
         metrics = table_counts()
     table_uri = store.uri(IMAGES_TABLE_PREFIX)
@@ -183,10 +183,11 @@ def _cache_features(spark: SparkSession, store: Store, table_uri: str, settings:
 
 def _decode_pending(
     spark: SparkSession,
-    root: str,
+    store: Store,
     records: DataFrame,
     known: DataFrame,
     config: PipelineConfig,
+    settings: str,
 ) -> tuple[int, DataFrame]:
     """Decode the content without cached features: how many, and every usable feature row.
 
@@ -194,8 +195,6 @@ def _decode_pending(
     read back from there alone; ``known`` keeps the listing of the earlier folders it was read
     with, so nothing is listed twice.
     """
-    store = open_store(root)
-    settings = processing_settings(config)
     # Not cached: the totals and the decode each group the cached records again, cheaper than
     # caching the result (another plan and in-memory relation for a young JVM to build).
     todo = pending_images(records, known)
@@ -208,7 +207,9 @@ def _decode_pending(
     # One record without a size makes the total unknown: partitions are counted then.
     total_bytes = int(totals["bytes"]) if totals["sized"] == pending else None
     partitions = partition_count(pending, task_slots(spark), total_bytes)
-    decoded = to_feature_rows(with_features(todo.repartition(partitions), root, config), settings)
+    decoded = to_feature_rows(
+        with_features(todo.repartition(partitions), store.uri(), config), settings
+    )
     # A folder of its own per run, as a first run's: appends never touch earlier runs' folders.
     run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
     decoded.write.mode("errorifexists").parquet(run_uri)
