@@ -49,13 +49,21 @@ def jvm_cpu(spark) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def empty_features(df, root, config, decoded_column=None):
+def empty_features(df, root, config, decoded_column=None, features_prefix=None):
     """``with_features`` without the image work: null features, a thumbnail key per row
-    (and, as the kernel does when asked, a marker that every row was decoded)."""
+    (and, as the kernel does when asked, a marker that every row was decoded and each task's
+    features cache file)."""
     from pyspark.sql import types as T
 
-    # The kernel's own Spark -> Arrow types, and its column builder (no pandas import).
-    from imgpipe.process.kernel import _ARROW_TYPES, arrow_column
+    # The kernel's own Spark -> Arrow types, its column builder (no pandas import) and its
+    # cache writer.
+    from imgpipe.process.kernel import (
+        _ARROW_TYPES,
+        arrow_column,
+        processing_settings,
+        write_features_part,
+    )
+    from imgpipe.store import open_store
     from imgpipe.table import feature_fields
 
     fields = feature_fields()
@@ -69,7 +77,9 @@ def empty_features(df, root, config, decoded_column=None):
     def run(batches):
         import pyarrow as pa
 
+        checksums = set()
         for batch in batches:
+            checksums.update(batch.column("checksum").to_pylist())
             columns = [
                 batch.column("checksum")
                 if name == "thumbnail_key"
@@ -81,6 +91,11 @@ def empty_features(df, root, config, decoded_column=None):
             yield pa.RecordBatch.from_arrays(
                 [*batch.columns, *columns], names=[*batch.schema.names, *names]
             )
+        if features_prefix and checksums:
+            no_features: dict[str, object] = {}
+            contents = [(checksum, no_features) for checksum in sorted(checksums)]
+            settings = processing_settings(config)
+            write_features_part(open_store(root), features_prefix, contents, settings)
 
     return df.mapInArrow(run, T.StructType([*df.schema.fields, *fields]))
 

@@ -99,7 +99,6 @@ _PROCESS_STORAGE = (
     StorageCall("CopyObject", f"{IMAGES_TABLE_PREFIX}part-0.parquet", "swap the table in"),
     StorageCall("DeleteObject", f"{_STAGED_TABLE}part-0.parquet", "swap the table in"),
     StorageCall("DeleteObject", f"{_STAGING}images-0123abcd-old/part-0.parquet", "drop old"),
-    *_reads_folder(IMAGES_TABLE_PREFIX, "part-0.parquet", "a first run caches features from it"),
 )
 _ANALYZE_STORAGE = (
     *_reads_folder(IMAGES_TABLE_PREFIX, "part-0.parquet", "the image table"),

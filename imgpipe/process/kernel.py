@@ -7,8 +7,11 @@ to avoid decoding the image a second time.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,7 @@ from imgpipe.config import PipelineConfig
 from imgpipe.records import Reason, RejectedImage
 from imgpipe.records import thumbnail_key as make_thumbnail_key
 from imgpipe.store import Store, is_missing, open_store
-from imgpipe.table import feature_fields
+from imgpipe.table import feature_fields, features_cache_schema
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ _ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
     T.IntegerType: pa.int32(),
     T.DoubleType: pa.float64(),
     T.StringType: pa.string(),
+    T.TimestampType: pa.timestamp("us", tz="UTC"),  # values: microseconds since the epoch
 }
 
 
@@ -40,7 +44,11 @@ def processing_settings(config: PipelineConfig) -> str:
 
 
 def with_features(
-    df: DataFrame, root: str, config: PipelineConfig, decoded_column: str | None = None
+    df: DataFrame,
+    root: str,
+    config: PipelineConfig,
+    decoded_column: str | None = None,
+    features_prefix: str | None = None,
 ) -> DataFrame:
     """Append the feature columns, decoding each image once on the executors.
 
@@ -55,14 +63,21 @@ def with_features(
         config: Thumbnail and decoding settings.
         decoded_column: Also append an integer column of this name: 1 on each row whose image
             the task went to read, null on a copy that reused an earlier row's features.
+        features_prefix: Also cache what the tasks compute: each task writes the features of
+            the contents it decoded (not of an image missing from the store: it may come back)
+            as one Parquet file under this store prefix (:func:`write_features_part`). A
+            first run's features cache, made without a Spark job reading the table back.
     """
     marker = [T.StructField(decoded_column, T.IntegerType())] if decoded_column else []
     schema = T.StructType([*df.schema.fields, *feature_fields(), *marker])
-    return df.mapInArrow(_feature_batches(root, config, decoded_column), schema)
+    return df.mapInArrow(_feature_batches(root, config, decoded_column, features_prefix), schema)
 
 
 def _feature_batches(
-    root: str, config: PipelineConfig, decoded_column: str | None = None
+    root: str,
+    config: PipelineConfig,
+    decoded_column: str | None = None,
+    features_prefix: str | None = None,
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function; it runs on executors and opens its own store there."""
 
@@ -100,8 +115,45 @@ def _feature_batches(
                 columns.append(arrow_column(decoded, pa.int32()))
                 names.append(decoded_column)
             yield pa.RecordBatch.from_arrays([*batch.columns, *columns], names=names)
+        # Reached when Spark has taken the last batch: the task's work is done, and cached.
+        if features_prefix and seen:
+            write_features_part(store, features_prefix, seen.items(), processing_settings(config))
 
     return run
+
+
+def write_features_part(
+    store: Store,
+    prefix: str,
+    contents: Iterable[tuple[str, dict[str, Any]]],
+    settings: str,
+) -> str:
+    """Write ``(checksum, features)`` pairs as one Parquet file of the features cache.
+
+    The file has the ``processed/features/`` schema (:func:`features_cache_schema`) and a name
+    of its own under ``prefix``: a retried task writes another file with the same content,
+    which readers take as the same features computed twice. Returns its key.
+    """
+    import pyarrow.parquet as pq
+
+    pairs: Sequence[tuple[str, dict[str, Any]]] = list(contents)
+    now = time.time_ns() // 1000
+    values: dict[str, list[Any]] = {
+        "checksum": [checksum for checksum, _ in pairs],
+        "settings": [settings] * len(pairs),
+        "computed_at": [now] * len(pairs),
+        **{name: [row.get(name) for _, row in pairs] for name in FEATURE_NAMES},
+    }
+    fields = features_cache_schema().fields
+    table = pa.Table.from_arrays(
+        [arrow_column(values[f.name], _ARROW_TYPES[type(f.dataType)]) for f in fields],
+        names=[f.name for f in fields],
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    key = f"{prefix}part-{uuid.uuid4().hex}.parquet"
+    store.put_bytes(key, buffer.getvalue())
+    return key
 
 
 def is_retryable(process_error: str | None) -> bool:
@@ -115,7 +167,8 @@ def arrow_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     Not ``pa.array(values)``: pyarrow's first conversion of Python values in a process imports
     pandas, to ask whether they are a pandas object. That import is ~0.7 s of CPU in each
     Python worker, which nothing else there needs (Spark's Arrow path does not import it).
-    ``arrow_type`` is a fixed-width number or UTF-8 strings (``pa.string()``).
+    ``arrow_type`` is a fixed-width number, a timestamp (values are integer counts of its
+    unit) or UTF-8 strings (``pa.string()``).
     """
     valid = np.fromiter((value is not None for value in values), dtype=bool, count=len(values))
     validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
@@ -125,8 +178,9 @@ def arrow_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
         np.cumsum([len(item) for item in encoded], out=offsets[1:])
         buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     else:
-        # The NumPy type of the Arrow type's values (a mapping only: pandas is not imported).
-        numpy_type = arrow_type.to_pandas_dtype()
+        # The NumPy type of the Arrow type's values (a mapping only: pandas is not imported;
+        # a timestamp's is its integer count, which to_pandas_dtype would ask pandas for).
+        numpy_type = np.int64 if pa.types.is_timestamp(arrow_type) else arrow_type.to_pandas_dtype()
         data = np.array([0 if value is None else value for value in values], dtype=numpy_type)
         buffers = [validity, pa.py_buffer(data)]
     return pa.Array.from_buffers(arrow_type, len(values), buffers)

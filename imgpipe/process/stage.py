@@ -37,7 +37,7 @@ from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, INGEST_PREFIX,
 from imgpipe.spark import task_slots
 from imgpipe.spark_io import write_parquet_atomically
 from imgpipe.store import Store, open_store
-from imgpipe.table import features_cache_schema, image_table_schema, record_schema
+from imgpipe.table import features_cache_schema, record_schema
 
 LOG = logging.getLogger(__name__)
 # A first run's marker of the rows whose image the kernel went to read (not the copies that
@@ -86,8 +86,8 @@ def run_process(
 ) -> dict[str, int]:
     """Process new content under ``root`` and rewrite ``processed/images/``.
 
-    A first run (no features cached yet) sends every record through the kernel in one pass
-    and caches the features from the table it wrote. Later runs decode only the checksums
+    A first run (no features cached yet) sends every record through the kernel in one pass,
+    whose tasks also write the features cache. Later runs decode only the checksums
     without cached features (for these settings) and join everything else from
     ``processed/features/``, so a re-run with no new images decodes nothing.
     When no record changed since the table was built (same keys, same content, same settings,
@@ -138,8 +138,6 @@ def run_process(
     counts = {name: int(observed.get(name) or 0) for name in COUNT_NAMES}
     # A first run counts its decodes as it writes; a later one knew them before it decoded.
     decoded = pending if known is not None else int(observed.get("decoded") or 0)
-    if known is None:
-        _cache_features(spark, store, table_uri, settings)
     if not observed.get("retryable"):
         # Inside the table's folder: it is swapped out together with the table it describes.
         # Written last: a run killed before it is never taken for a complete one.
@@ -154,31 +152,26 @@ def _decode_all(
     """Every record with its features, for a first run: one pass, no aggregate, no join.
 
     Hash-partitioned by checksum, so the copies of one content meet in one task, which decodes
-    it once. The tasks are sized from the listing of ``ingest/`` (its objects' count and bytes,
-    quarantined ones included: an overestimate, at worst a few more tasks) rather than from the
-    records, whose totals would cost a Spark job of their own before the decode could start.
+    it once, and writes its contents' features to the cache (a folder of this run's) when done:
+    the cache costs no Spark job of its own. The tasks are sized from the listing of
+    ``ingest/`` (its objects' count and bytes, quarantined ones included: an overestimate, at
+    worst a few more tasks) rather than from the records, whose totals would cost a Spark job
+    of their own before the decode could start.
     """
     images, total_bytes = ingest_totals(store)
     partitions = partition_count(images, task_slots(spark), total_bytes)
     by_content = records.repartition(partitions, "checksum")
-    return with_features(by_content, store.uri(), config, decoded_column=_DECODED)
+    # A folder of its own per run: appends never touch what earlier runs wrote.
+    cache = f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/"
+    return with_features(
+        by_content, store.uri(), config, decoded_column=_DECODED, features_prefix=cache
+    )
 
 
 def ingest_totals(store: Store) -> tuple[int, int]:
     """How many objects ``ingest/`` holds, and their bytes: from the listing, nothing read."""
     sizes = [size for _, size in store.list_sizes(INGEST_PREFIX)]
     return len(sizes), sum(sizes)
-
-
-def _cache_features(spark: SparkSession, store: Store, table_uri: str, settings: str) -> None:
-    """A first run's features, cached from the table it wrote, for later runs to reuse.
-
-    A content with copies gets a row per copy (the same features): later runs pick one.
-    """
-    table = spark.read.schema(image_table_schema()).parquet(table_uri)
-    # A folder of its own per run: appends never touch what earlier runs wrote.
-    run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
-    to_feature_rows(table, settings).write.mode("errorifexists").parquet(run_uri)
 
 
 def _decode_pending(

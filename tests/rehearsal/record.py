@@ -24,7 +24,7 @@ from analysis import analyze, report_stage
 from imgpipe import aws_clients
 from imgpipe.config import PipelineConfig
 from imgpipe.process import kernel, manifest, stage
-from imgpipe.records import metadata_key
+from imgpipe.records import FEATURES_PREFIX, metadata_key
 from imgpipe.store import S3Store
 from lambda_src import ingest_handler
 from tests.imagefactory import jpeg_bytes, photo_like
@@ -170,6 +170,9 @@ def run_process() -> None:
     record = json.loads(store.get_bytes(metadata_key("ingest/alice/cat.jpg")))
     row = kernel.process_row(store, record["key"], record["checksum"], 1, config)
     assert row["process_error"] is None, row
+    # A first run's tasks write the features they computed to the cache themselves.
+    cache = f"{FEATURES_PREFIX}run=0123abcd/"
+    kernel.write_features_part(store, cache, [(record["checksum"], row)], settings)
     gone = kernel.process_row(store, "ingest/gone.jpg", "sha256:0", 1, config)
     assert gone["process_error"].startswith("unreadable"), gone
     # run_process's last write: the manifest of what the table was built from.

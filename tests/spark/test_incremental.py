@@ -153,7 +153,7 @@ def test_a_damaged_manifest_only_costs_a_rebuild(spark: SparkSession, tmp_path: 
     assert run_process(spark, store.uri(), PipelineConfig()) == {**first, "decoded": 0}
 
 
-def test_a_first_run_killed_before_its_features_cache_is_redone(
+def test_a_first_run_killed_before_its_manifest_is_rebuilt_from_the_cached_features(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = LocalStore(tmp_path)
@@ -163,11 +163,13 @@ def test_a_first_run_killed_before_its_features_cache_is_redone(
         raise RuntimeError("killed")  # the run stops after the table was swapped in
 
     with monkeypatch.context() as patch:
-        patch.setattr(stage, "_cache_features", killed)
+        patch.setattr(stage, "write_manifest", killed)
         with pytest.raises(RuntimeError, match="killed"):
             run_process(spark, store.uri(), PipelineConfig())
     assert table_count(spark, store) == 2 and store.get_bytes_or_none(INPUTS_MANIFEST) is None
-    # Nothing records that the table is complete: the next run does it all again, then says so.
+    # Nothing records that the table is complete: the next run builds it again, from the
+    # features the first run's tasks cached (nothing decoded twice), then says so.
     again = run_process(spark, store.uri(), PipelineConfig())
-    assert again == {"records": 2, "processed": 2, "failed": 0, "decoded": 2}
-    assert run_process(spark, store.uri(), PipelineConfig()) == {**again, "decoded": 0}
+    assert again == {"records": 2, "processed": 2, "failed": 0, "decoded": 0}
+    assert store.get_bytes_or_none(INPUTS_MANIFEST) is not None
+    assert run_process(spark, store.uri(), PipelineConfig()) == again

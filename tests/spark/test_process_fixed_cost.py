@@ -19,7 +19,9 @@ from pyspark.sql import SparkSession
 
 from imgpipe.config import PipelineConfig
 from imgpipe.process import stage
-from imgpipe.process.stage import run_process
+from imgpipe.process.kernel import FEATURE_NAMES, processing_settings
+from imgpipe.process.stage import read_features, run_process
+from imgpipe.records import FEATURES_PREFIX
 from imgpipe.rerun import records_fingerprint
 from imgpipe.spark import session_settings, task_slots
 from imgpipe.stages import LOCAL_PROCESS_SQL
@@ -47,16 +49,17 @@ def spark_jobs(spark: SparkSession, work: Callable[[], Any]) -> tuple[int, Any]:
     return len(context.statusTracker().getJobIdsForGroup(group)), result
 
 
-def test_a_first_local_run_takes_two_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
+def test_a_first_local_run_takes_one_spark_job(spark: SparkSession, tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     add_photos(store, 5)
     with session_settings(spark, LOCAL_PROCESS_SQL):
         jobs, counts = spark_jobs(spark, lambda: run_process(spark, store.uri(), PipelineConfig()))
     assert counts == {"records": 5, "processed": 5, "failed": 0, "decoded": 5}
-    # The decode with the table write (its counts observed), and the features cache written
-    # from the table. Before: the pending images' totals, the decode with its own features
-    # write, the features' broadcast for a join back to the records, then the table write.
-    assert jobs == 2
+    # The decode with the table write (its counts observed); its tasks write the features
+    # cache. Session 11: a second job read the table back for the cache. Before that: the
+    # pending images' totals, the decode with its own features write, the features' broadcast
+    # for a join back to the records, then the table write.
+    assert jobs == 1
 
 
 def test_a_first_run_decodes_each_content_once_and_caches_its_features(
@@ -73,8 +76,17 @@ def test_a_first_run_decodes_each_content_once_and_caches_its_features(
     rows = {row["key"]: row for row in spark.read.parquet(store.uri("processed/images/")).collect()}
     copies = [rows[key] for key in ("ingest/p001.jpg", "ingest/copy-a.jpg", "ingest/copy-b.jpg")]
     assert len({(row["checksum"], row["thumbnail_key"], row["phash"]) for row in copies}) == 1
-    # A later run with one new photo decodes only that one: the rest comes from the cache
-    # the first run wrote from its table.
+    # The tasks cached each content once, with the features the table has.
+    settings = processing_settings(PipelineConfig())
+    cached = read_features(spark, store.uri(FEATURES_PREFIX), settings)
+    assert cached is not None
+    by_checksum = {row["checksum"]: row for row in cached.collect()}
+    assert len(by_checksum) == cached.count() == 3
+    for row in rows.values():
+        features = by_checksum[row["checksum"]]
+        assert all(features[name] == row[name] for name in FEATURE_NAMES), row["key"]
+        assert features["computed_at"] is not None
+    # A later run with one new photo decodes only that one: the rest comes from the cache.
     add_photos(store, 1, start=3)
     with session_settings(spark, LOCAL_PROCESS_SQL):
         again = run_process(spark, store.uri(), PipelineConfig())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from imgpipe.process.kernel import arrow_column
+from imgpipe.process.kernel import FEATURE_NAMES, arrow_column
 from tests.imagefactory import jpeg_bytes, photo_like
 from tests.repo import run_fresh
 
@@ -36,8 +36,15 @@ def test_arrow_column_round_trips_values_and_nulls(values, arrow_type):
     assert column.null_count == sum(value is None for value in values)
 
 
+def test_arrow_column_takes_a_timestamp_as_its_count_of_microseconds():
+    column = arrow_column([1_700_000_000_123_456, None], pa.timestamp("us", tz="UTC"))
+    column.validate(full=True)
+    assert column.cast(pa.int64()).to_pylist() == [1_700_000_000_123_456, None]
+
+
 # Runs in a fresh interpreter, as a Spark Python worker would: the batch function over a real
-# JPEG, a key that is gone from the store and a copy of the JPEG, then whether pandas was imported.
+# JPEG, a key that is gone from the store and a copy of the JPEG, then whether pandas was
+# imported, then the features cache file the task wrote.
 _WORKER = """
 import json, sys
 import pyarrow as pa
@@ -55,8 +62,16 @@ batch = pa.RecordBatch.from_arrays(
     ],
     names=["key", "checksum", "orientation"],
 )
-(out,) = _feature_batches(root, PipelineConfig(), "decoded")(iter([batch]))
-print(json.dumps({"rows": out.to_pylist(), "pandas": "pandas" in sys.modules}))
+run = _feature_batches(root, PipelineConfig(), "decoded", "processed/features/run=t/")
+(out,) = run(iter([batch]))  # taking the generator to its end, as Spark does
+pandas = "pandas" in sys.modules
+import pathlib
+import pyarrow.parquet as pq
+parts = sorted(pathlib.Path(root, "processed/features/run=t").iterdir())
+cached = pq.read_table(parts[0]).to_pylist() if len(parts) == 1 else [str(p) for p in parts]
+for row in cached:
+    row["computed_at"] = str(row["computed_at"].tzinfo)
+print(json.dumps({"rows": out.to_pylist(), "pandas": pandas, "cached": cached}))
 """
 
 
@@ -73,3 +88,11 @@ def test_batch_function_decodes_without_importing_pandas(tmp_path: Path):
     assert {**copy, "key": photo["key"]} == {**photo, "decoded": None}
     assert (photo["decoded"], gone["decoded"]) == (1, 1)
     assert found["pandas"] is False
+    # One file of the task's contents: the photo's features, not the gone image's (it may come
+    # back), once for the photo and its copy.
+    (cached,) = found["cached"]
+    assert cached["checksum"] == "c1" and cached["settings"].startswith("kernel")
+    assert cached["computed_at"] == "UTC"
+    assert {name: cached[name] for name in FEATURE_NAMES} == {
+        name: photo[name] for name in FEATURE_NAMES
+    }
