@@ -221,7 +221,8 @@ def warm_up(spark: SparkSession) -> None:
     """Start one Python worker per core with the image kernel imported, before it is needed.
 
     Workers are reused across tasks (``spark.python.worker.reuse``), so the process stage's
-    first tasks find OpenCV, Pillow and NumPy loaded (about a second per worker otherwise).
+    first tasks find OpenCV, Pillow, NumPy and pyarrow's Parquet writer loaded (about a second
+    per worker otherwise).
     Idle workers are stopped after a minute; warming up is then only wasted, never wrong.
     """
     from pyspark.sql import types as T
@@ -232,6 +233,8 @@ def warm_up(spark: SparkSession) -> None:
 
 
 def _import_kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet  # noqa: F401  (a first run's tasks write the features cache with it)
+
     import imgpipe.imaging  # noqa: F401  (the import is the point)
 
     yield from batches
