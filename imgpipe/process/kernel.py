@@ -2,7 +2,8 @@
 
 :func:`with_features` appends the feature columns with ``mapInArrow`` (Arrow batches, not a
 row-at-a-time UDF); each row's thumbnail is written to the store as a side effect, the only way
-to avoid decoding the image a second time.
+to avoid decoding the image a second time. On a first run each task also writes the features
+it computed to the features cache (:func:`write_features_part`), which spares a Spark job.
 """
 
 from __future__ import annotations
