@@ -161,11 +161,18 @@ def _decode_all(
     images, total_bytes = ingest_totals(store)
     partitions = partition_count(images, task_slots(spark), total_bytes)
     by_content = records.repartition(partitions, "checksum")
-    # A folder of its own per run: appends never touch what earlier runs wrote.
-    cache = f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/"
     return with_features(
-        by_content, store.uri(), config, decoded_column=_DECODED, features_prefix=cache
+        by_content,
+        store.uri(),
+        config,
+        decoded_column=_DECODED,
+        features_prefix=_new_features_folder(),
     )
+
+
+def _new_features_folder() -> str:
+    """A features-cache folder of this run's own: appends never touch what earlier runs wrote."""
+    return f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/"
 
 
 def ingest_totals(store: Store) -> tuple[int, int]:
@@ -203,8 +210,7 @@ def _decode_pending(
     decoded = to_feature_rows(
         with_features(todo.repartition(partitions), store.uri(), config), settings
     )
-    # A folder of its own per run, as a first run's: appends never touch earlier runs' folders.
-    run_uri = store.uri(f"{FEATURES_PREFIX}run={uuid.uuid4().hex}/")
+    run_uri = store.uri(_new_features_folder())
     decoded.write.mode("errorifexists").parquet(run_uri)
     new = read_features(spark, run_uri, settings)
     return pending, known if new is None else known.unionByName(new)
