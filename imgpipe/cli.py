@@ -105,16 +105,20 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
-def _not_about_an_interrupt(record: logging.LogRecord) -> bool:
-    """False for a record logged while a Ctrl-C unwinds (its exception or one it interrupted)."""
-    error = record.exc_info[1] if record.exc_info else None
+def _during_an_interrupt(error: BaseException | None) -> bool:
+    """Whether ``error`` is a Ctrl-C, or was raised while one unwound (in its context chain)."""
     for _ in range(10):  # a context chain is short; the bound only guards against a cycle
         if error is None:
-            return True
-        if isinstance(error, KeyboardInterrupt):
             return False
+        if isinstance(error, KeyboardInterrupt):
+            return True
         error = error.__context__
-    return True
+    return False
+
+
+def _not_about_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a record logged while a Ctrl-C unwinds (its exception or one it interrupted)."""
+    return not _during_an_interrupt(record.exc_info[1] if record.exc_info else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,15 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, LabelerUnavailable, ValueError, RuntimeError) as exc:
         print(f"imgpipe: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # A cleanup step that fails while a Ctrl-C unwinds (py4j's connection to the JVM cut
+        # off mid-call) is still that interrupt; anything else is a bug and keeps its traceback.
+        if not _during_an_interrupt(exc):
+            raise
+        return _interrupted()
     except KeyboardInterrupt:
-        # Each stage writes its outputs whole or not at all: an interrupted run leaves no
-        # half-written file, and the next run starts over from what is complete.
-        print("imgpipe: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     if not args.quiet:
         print(summary.describe())
     print(f"report: {args.out / summary.report}")
     return 0
+
+
+def _interrupted() -> int:
+    # Each stage writes its outputs whole or not at all: an interrupted run leaves no
+    # half-written file, and the next run starts over from what is complete.
+    print("imgpipe: interrupted", file=sys.stderr)
+    return 130
 
 
 def _aws(args: argparse.Namespace) -> int:

@@ -169,12 +169,22 @@ def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterat
         spark.conf.set(name, value)
     try:
         yield
-    finally:
-        for name, old in previous.items():
-            if old is None:
-                spark.conf.unset(name)
-            else:
-                spark.conf.set(name, old)
+    except KeyboardInterrupt:
+        # The run ends here, and the interrupt may have cut a py4j call off mid-answer: a
+        # further call can then meet a closed connection ("Answer from Java side is empty").
+        raise
+    except BaseException:
+        _restore(spark, previous)
+        raise
+    _restore(spark, previous)
+
+
+def _restore(spark: SparkSession, previous: Mapping[str, str | None]) -> None:
+    for name, old in previous.items():
+        if old is None:
+            spark.conf.unset(name)
+        else:
+            spark.conf.set(name, old)
 
 
 def job_session(app_name: str) -> SparkSession:

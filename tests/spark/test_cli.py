@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from py4j.protocol import Py4JNetworkError
 
 from imgpipe import cli, runner
 from imgpipe.cli import build_parser, main
@@ -131,6 +132,39 @@ def test_interrupt_is_one_line_and_exit_130_without_py4j_tracebacks(
     assert code == 130
     assert capsys.readouterr().err == "imgpipe: interrupted\n"
     assert caplog.records == []
+
+
+def test_a_cleanup_that_fails_while_an_interrupt_unwinds_is_still_the_interrupt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cleanup_meets_a_closed_gateway(*_: object, **__: object) -> None:
+        # A loaded machine: the Ctrl-C cut a py4j call off mid-answer, and a ``finally`` that
+        # calls the JVM again finds the connection gone.
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise Py4JNetworkError("Answer from Java side is empty")
+
+    monkeypatch.setattr(cli, "run_pipeline", cleanup_meets_a_closed_gateway)
+    photos = write_photos(tmp_path / "photos", 1)
+
+    code = main(["run", str(photos), "--out", str(tmp_path / "out"), "--labeler", "none"])
+
+    assert code == 130
+    assert capsys.readouterr().err == "imgpipe: interrupted\n"
+
+
+def test_the_same_error_without_an_interrupt_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def gateway_gone(*_: object, **__: object) -> None:
+        raise Py4JNetworkError("Answer from Java side is empty")
+
+    monkeypatch.setattr(cli, "run_pipeline", gateway_gone)
+    photos = write_photos(tmp_path / "photos", 1)
+
+    with pytest.raises(Py4JNetworkError):
+        main(["run", str(photos), "--out", str(tmp_path / "out"), "--labeler", "none"])
 
 
 def test_spark_that_cannot_start_shows_the_jvm_output_in_the_error(tmp_path: Path) -> None:

@@ -100,6 +100,26 @@ def test_session_settings_are_restored_after_the_stage(spark: SparkSession) -> N
     assert spark.conf.get("spark.sql.adaptive.enabled") == before
 
 
+def test_session_settings_are_restored_when_the_stage_fails(spark: SparkSession) -> None:
+    before = spark.conf.get("spark.sql.adaptive.enabled")
+    with (
+        pytest.raises(ValueError),
+        session_settings(spark, {"spark.sql.adaptive.enabled": "false"}),
+    ):
+        raise ValueError("the stage failed")
+    assert spark.conf.get("spark.sql.adaptive.enabled") == before
+
+
+def test_session_settings_make_no_jvm_call_while_an_interrupt_unwinds(spark: SparkSession) -> None:
+    # A Ctrl-C can cut a py4j call off mid-answer; the run ends, so nothing is worth a new call.
+    name = "spark.sql.adaptive.enabled"
+    before = spark.conf.get(name)
+    with pytest.raises(KeyboardInterrupt), session_settings(spark, {name: "false"}):
+        raise KeyboardInterrupt
+    assert spark.conf.get(name) == "false"
+    spark.conf.set(name, before)
+
+
 def test_the_runners_fingerprint_spares_hashing_the_records_again(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
