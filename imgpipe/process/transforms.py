@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -23,10 +25,11 @@ MAX_IMAGES_PER_PARTITION = 64
 TASKS_PER_CORE = 2
 
 
-def flatten_records(records: DataFrame) -> DataFrame:
+def flatten_records(records: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
     """Records -> the table's record columns (EXIF flattened, ISO strings as timestamps).
 
     Records without a key or checksum (unparseable JSON) cannot identify an image and are dropped.
+    The columns named in ``keep`` follow the record columns unchanged.
     """
     return records.where(F.col("key").isNotNull() & F.col("checksum").isNotNull()).select(
         "key",
@@ -48,6 +51,7 @@ def flatten_records(records: DataFrame) -> DataFrame:
         "labeler",
         "labeler_version",
         F.try_to_timestamp("ingested_at").alias("ingested_at"),
+        *keep,
     )
 
 
@@ -77,6 +81,26 @@ def partition_count(records: int, parallelism: int, total_bytes: int | None = No
         by_size = math.ceil(total_bytes / TARGET_PARTITION_BYTES)
     waves = math.ceil(max(parallelism * TASKS_PER_CORE, by_size) / parallelism)
     return min(records, waves * parallelism)
+
+
+def balanced_groups(contents: Sequence[tuple[str | None, int]], groups: int) -> list[int]:
+    """For each record, given as (checksum, size), a group in ``range(groups)``.
+
+    Copies (records of one checksum) share a group, so one task decodes their content once,
+    and the groups hold even bytes of content: each content, largest first, goes to the
+    lightest group so far (longest-processing-time first). Records without a checksum share
+    one content.
+    """
+    weights: dict[str | None, int] = {}
+    for checksum, size in contents:  # decoded once: a content weighs its size, not its copies'
+        weights[checksum] = max(weights.get(checksum, 0), size)
+    loads = [(0, group) for group in range(groups)]  # a heap of (bytes, group)
+    group_of: dict[str | None, int] = {}
+    for checksum, weight in sorted(weights.items(), key=lambda item: -item[1]):
+        load, group = heapq.heappop(loads)
+        group_of[checksum] = group
+        heapq.heappush(loads, (load + weight, group))
+    return [group_of[checksum] for checksum, _ in contents]
 
 
 def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
