@@ -16,7 +16,9 @@ def test_copies_share_a_group_and_count_once() -> None:
 def test_groups_hold_even_bytes_largest_content_first() -> None:
     sizes = [9, 8, 7, 6, 5, 4, 3, 2, 1, 1]
     groups = balanced_groups([(f"c{i}", size) for i, size in enumerate(sizes)], 3)
-    loads = [sum(size for size, group in zip(sizes, groups) if group == g) for g in range(3)]
+    loads = [
+        sum(size for size, group in zip(sizes, groups, strict=True) if group == g) for g in range(3)
+    ]
     assert sorted(loads) == [15, 15, 16]
 
 
