@@ -214,16 +214,28 @@ def _placed_records(spark: SparkSession, store: LocalStore, partitions: int) -> 
 
 
 def _record_keys(store: Store) -> list[str]:
-    """The record files Spark's JSON source would read: ``*.json``, none in a hidden folder.
+    """The record files Spark's JSON source would read: ``*.json``, in no folder it skips."""
+    return [
+        key
+        for key in store.list_keys(METADATA_PREFIX)
+        if key.endswith(".json")
+        and not any(map(_skipped_by_spark, key.removeprefix(METADATA_PREFIX).split("/")))
+    ]
 
-    Spark skips every file or folder whose name starts with ``_`` or ``.`` (staging, temporary).
+
+def _skipped_by_spark(name: str) -> bool:
+    """Spark's rule for the files and folders a file source leaves out of its listing.
+
+    Hidden (``.``), temporary (``_``, but not a ``_name=value`` partition folder) and files
+    being copied; ``_metadata`` and ``_common_metadata`` are kept for Parquet. Spark's own
+    ``HadoopFSUtils.shouldFilterOutPathName`` is JVM-side and not exposed to Python.
     """
-    keys = []
-    for key in store.list_keys(METADATA_PREFIX):
-        parts = key.removeprefix(METADATA_PREFIX).split("/")
-        if key.endswith(".json") and not any(part.startswith(("_", ".")) for part in parts):
-            keys.append(key)
-    return keys
+    skipped = (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith("._COPYING_")
+    )
+    return skipped and not name.startswith(("_common_metadata", "_metadata"))
 
 
 def _content_of(text: str) -> tuple[str | None, int]:
@@ -231,7 +243,7 @@ def _content_of(text: str) -> tuple[str | None, int]:
     try:
         record = json.loads(text)
         checksum, size = record.get("checksum"), record.get("size")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, too deep
         return None, 0
     return (
         checksum if isinstance(checksum, str) else None,

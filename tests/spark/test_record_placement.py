@@ -77,6 +77,9 @@ def odd_records_store(root: Path) -> LocalStore:
     hidden = json.loads(store.get_bytes(metadata_key("ingest/p0.jpg")))
     for key in ("metadata/_staging/p9.jpg.json", "metadata/.p9.jpg.json", "metadata/p9.txt"):
         store.put_bytes(key, json.dumps({**hidden, "key": "ingest/" + key}).encode())
+    # ...but not a "_name=value" folder: Spark reads that one, and so must the driver.
+    add_image(store, "ingest/_k=v/p8.jpg", jpeg_bytes(photo_like(100, 80, 8)))
+    store.put_bytes("metadata/ingest/deep.jpg.json", b"[" * 100_000)
     add_image(store, "ingest/gone.jpg", b"")  # its record stays; its image is missing
     (root / "ingest" / "gone.jpg").unlink()
     return store
@@ -99,10 +102,10 @@ def test_records_read_on_the_driver_make_the_same_table_as_sparks_json_source(
         read_counts = run_process(spark, read.uri(), PipelineConfig())
 
     assert placed_counts == read_counts
-    # 4 photos, the copy, the bad date, the odd types, the missing image; not the broken or
-    # listed records, the marker (no checksum) or the hidden files.
-    assert placed_counts["records"] == 8
-    assert placed_counts["decoded"] == 6  # the copy and the odd types reuse p1 and p2
+    # 4 photos, the copy, the bad date, the odd types, the missing image, the "_k=v" record;
+    # not the broken, listed or too deep records, the marker (no checksum) or the hidden files.
+    assert placed_counts["records"] == 9
+    assert placed_counts["decoded"] == 7  # the copy and the odd types reuse p1 and p2
     placed_rows, read_rows = image_table(spark, placed), image_table(spark, read)
     assert placed_rows == read_rows
     by_key = {row["key"]: row for row in placed_rows}
