@@ -146,31 +146,25 @@ def main(argv: list[str] | None = None) -> int:
             config=config,
             progress=ProgressReporter(quiet=args.quiet),
         )
-    except NothingToDo as exc:
-        print(f"imgpipe: {exc}", file=sys.stderr)
-        return 0
-    except (UsageError, LabelerUnavailable, ValueError, RuntimeError) as exc:
-        print(f"imgpipe: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        # A cleanup step that fails while a Ctrl-C unwinds (py4j's connection to the JVM cut
-        # off mid-call) is still that interrupt; anything else is a bug and keeps its traceback.
-        if not _during_an_interrupt(exc):
-            raise
-        return _interrupted()
-    except KeyboardInterrupt:
-        return _interrupted()
+    except BaseException as exc:
+        # First, for any exception: a cleanup step that fails while a Ctrl-C unwinds (py4j's
+        # connection to the JVM cut off mid-call) is still that interrupt. Each stage writes its
+        # outputs whole or not at all: an interrupted run leaves no half-written file, and the
+        # next run starts over from what is complete.
+        if _during_an_interrupt(exc):
+            print("imgpipe: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, NothingToDo):
+            print(f"imgpipe: {exc}", file=sys.stderr)
+            return 0
+        if isinstance(exc, (UsageError, LabelerUnavailable, ValueError, RuntimeError)):
+            print(f"imgpipe: error: {exc}", file=sys.stderr)
+            return 2
+        raise  # anything else is a bug and keeps its traceback
     if not args.quiet:
         print(summary.describe())
     print(f"report: {args.out / summary.report}")
     return 0
-
-
-def _interrupted() -> int:
-    # Each stage writes its outputs whole or not at all: an interrupted run leaves no
-    # half-written file, and the next run starts over from what is complete.
-    print("imgpipe: interrupted", file=sys.stderr)
-    return 130
 
 
 def _aws(args: argparse.Namespace) -> int:

@@ -134,8 +134,17 @@ def test_interrupt_is_one_line_and_exit_130_without_py4j_tracebacks(
     assert caplog.records == []
 
 
+@pytest.mark.parametrize(
+    "failure",
+    # py4j's own error, and one of the kinds the CLI otherwise reports as a usage error.
+    [Py4JNetworkError("Answer from Java side is empty"), RuntimeError("Java gateway gone")],
+    ids=["py4j", "runtime-error"],
+)
 def test_a_cleanup_that_fails_while_an_interrupt_unwinds_is_still_the_interrupt(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    failure: Exception,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def cleanup_meets_a_closed_gateway(*_: object, **__: object) -> None:
         # A loaded machine: the Ctrl-C cut a py4j call off mid-answer, and a ``finally`` that
@@ -143,7 +152,7 @@ def test_a_cleanup_that_fails_while_an_interrupt_unwinds_is_still_the_interrupt(
         try:
             raise KeyboardInterrupt
         finally:
-            raise Py4JNetworkError("Answer from Java side is empty")
+            raise failure
 
     monkeypatch.setattr(cli, "run_pipeline", cleanup_meets_a_closed_gateway)
     photos = write_photos(tmp_path / "photos", 1)
