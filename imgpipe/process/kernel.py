@@ -31,6 +31,8 @@ LOG = logging.getLogger(__name__)
 # Bump when the kernel's output changes, so cached features are recomputed.
 KERNEL_VERSION = 2
 FEATURE_NAMES = [f.name for f in feature_fields()]
+# An optional input column: the keys of every copy of the row's content, tried in order.
+COPY_KEYS = "copy_keys"
 _ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
     T.IntegerType: pa.int32(),
     T.DoubleType: pa.float64(),
@@ -56,14 +58,17 @@ def with_features(
     Needs ``key``, ``checksum`` and ``orientation``; writes each thumbnail to the store as a
     side effect (the only way to avoid a second decode). Arrow batches, not a row UDF. Rows of
     one task with the same checksum (copies, when ``df`` is partitioned by checksum) share one
-    decode: the task remembers each content's features, a few hundred bytes per image.
+    decode: the task remembers each content's features, a few hundred bytes per image. A row
+    gets its content's features when any copy in its task can be read, whatever the rows'
+    order: one whose image is gone waits for the task's end, and gets the error only when no
+    copy was read. A ``COPY_KEYS`` column, where there is one, lists the keys to try.
 
     Args:
         df: The rows to decode.
         root: The store's root, opened again on each executor.
         config: Thumbnail and decoding settings.
-        decoded_column: Also append an integer column of this name: 1 on each row whose image
-            the task went to read, null on a copy that reused an earlier row's features.
+        decoded_column: Also append an integer column of this name: 1 on the row whose read
+            gave its content's features (or error), null on the copies that reuse them.
         features_prefix: Also cache what the tasks compute: each task writes the features of
             the contents it decoded (not of an image missing from the store: it may come back)
             as one Parquet file under this store prefix (:func:`write_features_part`). A
@@ -88,39 +93,74 @@ def _feature_batches(
         # Spark already runs one task per core; OpenCV's own thread pool would oversubscribe.
         cv2.setNumThreads(1)
         store = open_store(root)
-        arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
         seen: dict[str, dict[str, Any]] = {}  # checksum -> features, within this task
+        # Rows whose image is gone from the store wait for the task's end: a copy of their
+        # content later in the task may still be read, and they then get its features
+        # whatever order the rows came in.
+        held: list[pa.RecordBatch] = []
+        held_errors: list[tuple[str, dict[str, Any]]] = []  # (checksum, the row's own error)
         for batch in batches:
             rows: list[dict[str, Any]] = []
             decoded: list[int | None] = []
-            for key, checksum, orientation in zip(
-                batch.column("key").to_pylist(),
-                batch.column("checksum").to_pylist(),
-                batch.column("orientation").to_pylist(),
-                strict=True,
+            kept: list[int] = []
+            keys = batch.column("key").to_pylist()
+            # One row per content (a later run's pending images) may list every copy's key.
+            candidates = (
+                batch.column(COPY_KEYS).to_pylist() if COPY_KEYS in batch.schema.names else None
+            )
+            for index, (checksum, orientation) in enumerate(
+                zip(
+                    batch.column("checksum").to_pylist(),
+                    batch.column("orientation").to_pylist(),
+                    strict=True,
+                )
             ):
                 row = seen.get(checksum)
-                decoded.append(1 if row is None else None)
                 if row is None:
-                    row = process_row(store, key, checksum, orientation, config)
-                    # A copy missing from the store is not remembered: the next copy is read.
-                    if not is_retryable(row.get("process_error")):
-                        seen[checksum] = row
+                    tried = (candidates[index] if candidates else None) or [keys[index]]
+                    row = read_content(store, tried, checksum, orientation, config)
+                    if is_retryable(row.get("process_error")):
+                        held.append(batch.slice(index, 1))
+                        held_errors.append((checksum, row))
+                        continue
+                    seen[checksum] = row
+                    decoded.append(1)
+                else:
+                    decoded.append(None)
                 rows.append(row)
-            columns = [
-                arrow_column([row.get(name) for row in rows], arrow_type)
-                for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
-            ]
-            names = [*batch.schema.names, *FEATURE_NAMES]
-            if decoded_column:
-                columns.append(arrow_column(decoded, pa.int32()))
-                names.append(decoded_column)
-            yield pa.RecordBatch.from_arrays([*batch.columns, *columns], names=names)
+                kept.append(index)
+            if len(kept) < batch.num_rows:
+                batch = batch.take(arrow_column(kept, pa.int32()))
+            yield with_feature_columns(batch, rows, decoded, decoded_column)
+        if held:
+            # A copy read later decoded the content for them; otherwise they went to read.
+            rows = [seen.get(checksum, error) for checksum, error in held_errors]
+            decoded = [None if checksum in seen else 1 for checksum, _ in held_errors]
+            yield with_feature_columns(pa.concat_batches(held), rows, decoded, decoded_column)
         # Reached when Spark has taken the last batch: the task's work is done, and cached.
         if features_prefix and seen:
             write_features_part(store, features_prefix, seen.items(), processing_settings(config))
 
     return run
+
+
+def with_feature_columns(
+    batch: pa.RecordBatch,
+    rows: Sequence[dict[str, Any]],
+    decoded: Sequence[int | None],
+    decoded_column: str | None,
+) -> pa.RecordBatch:
+    """``batch`` with the feature columns of ``rows`` (one per row) and the decoded marker."""
+    arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
+    columns = [
+        arrow_column([row.get(name) for row in rows], arrow_type)
+        for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
+    ]
+    names = [*batch.schema.names, *FEATURE_NAMES]
+    if decoded_column:
+        columns.append(arrow_column(list(decoded), pa.int32()))
+        names.append(decoded_column)
+    return pa.RecordBatch.from_arrays([*batch.columns, *columns], names=names)
 
 
 def write_features_part(
@@ -185,6 +225,26 @@ def arrow_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
         data = np.array([0 if value is None else value for value in values], dtype=numpy_type)
         buffers = [validity, pa.py_buffer(data)]
     return pa.Array.from_buffers(arrow_type, len(values), buffers)
+
+
+def read_content(
+    store: Store,
+    keys: Sequence[str],
+    checksum: str,
+    orientation: int | None,
+    config: PipelineConfig,
+) -> dict[str, Any]:
+    """The features of a content held under ``keys`` (its copies), read from the first there.
+
+    Keys gone from the store are skipped; when every one is gone, the first one's error.
+    """
+    errors = []
+    for key in keys:
+        row = process_row(store, key, checksum, orientation, config)
+        if not is_retryable(row.get("process_error")):
+            return row
+        errors.append(row)
+    return errors[0]
 
 
 def process_row(

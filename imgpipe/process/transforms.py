@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from imgpipe.process.kernel import FEATURE_NAMES
+from imgpipe.process.kernel import COPY_KEYS, FEATURE_NAMES
 from imgpipe.records import Reason
 from imgpipe.table import features_cache_schema, image_table_schema
 
@@ -104,14 +104,19 @@ def balanced_groups(contents: Sequence[tuple[str | None, int]], groups: int) -> 
 
 
 def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
-    """One row per content checksum that has no cached features yet (copies decode once)."""
+    """One row per content checksum that has no cached features yet (copies decode once).
+
+    Each row lists every copy's key (``COPY_KEYS``, smallest first, ``key`` the smallest): the
+    kernel reads the first that is still in the store.
+    """
     distinct = records.groupBy("checksum").agg(
+        F.array_sort(F.collect_set("key")).alias(COPY_KEYS),
         F.min("key").alias("key"),
         F.first("orientation").alias("orientation"),
         F.max("size").alias("size"),  # same content, same size: any copy's will do
     )
     pending = distinct.join(known.select("checksum"), on="checksum", how="left_anti")
-    return pending.select("key", "checksum", "orientation", "size")
+    return pending.select("key", "checksum", "orientation", "size", COPY_KEYS)
 
 
 def retryable_error() -> Column:

@@ -173,3 +173,39 @@ def test_a_first_run_killed_before_its_manifest_is_rebuilt_from_the_cached_featu
     assert again == {"records": 2, "processed": 2, "failed": 0, "decoded": 0}
     assert store.get_bytes_or_none(INPUTS_MANIFEST) is not None
     assert run_process(spark, store.uri(), PipelineConfig()) == again
+
+
+@pytest.mark.parametrize("path", ["placed", "spark-read", "later-run"])
+@pytest.mark.parametrize(("gone", "kept"), [("a.jpg", "b.jpg"), ("b.jpg", "a.jpg")])
+def test_an_image_gone_from_the_store_gets_the_features_of_a_copy_that_is_not(
+    spark: SparkSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    gone: str,
+    kept: str,
+) -> None:
+    # Features belong to a content: whichever copy the kernel meets first, and whichever way
+    # the records came in (placed by the driver, read by Spark, pending in a later run).
+    store = LocalStore(tmp_path)
+    earlier = 0
+    if path == "later-run":
+        add_photos(store, 0, 1)
+        run_process(spark, store.uri(), PipelineConfig())  # the features cache exists
+        earlier = 1
+    if path == "spark-read":
+        monkeypatch.setattr(stage, "DRIVER_READ_MAX_RECORDS", 0)
+    data = jpeg_bytes(photo_like(320, 240, 7))
+    add_image(store, f"ingest/{gone}", data)
+    add_image(store, f"ingest/{kept}", data)
+    store.path(f"ingest/{gone}").unlink()
+
+    counts = run_process(spark, store.uri(), PipelineConfig())
+
+    assert counts == {"records": 2 + earlier, "processed": 2 + earlier, "failed": 0, "decoded": 1}
+    rows = {
+        row["key"]: row.asDict()
+        for row in spark.read.parquet(store.uri("processed/images/")).collect()
+    }
+    assert rows[f"ingest/{gone}"]["process_error"] is None
+    assert rows[f"ingest/{gone}"]["phash"] == rows[f"ingest/{kept}"]["phash"] is not None

@@ -43,8 +43,9 @@ def test_arrow_column_takes_a_timestamp_as_its_count_of_microseconds():
 
 
 # Runs in a fresh interpreter, as a Spark Python worker would: the batch function over a real
-# JPEG, a key that is gone from the store and a copy of the JPEG, then whether pandas was
-# imported, then the features cache file the task wrote.
+# JPEG, keys that are gone from the store (one with no copy, two whose content the JPEG is,
+# before and after it), then whether pandas was imported, then the features cache file the
+# task wrote.
 _WORKER = """
 import json, sys
 import pyarrow as pa
@@ -52,18 +53,18 @@ from imgpipe.config import PipelineConfig
 from imgpipe.process.kernel import _feature_batches, arrow_column
 
 root = sys.argv[1]
-# The third row is a copy of the first's content, under a key the store does not hold.
-keys = ["ingest/photo.jpg", "ingest/gone.jpg", "ingest/copy.jpg"]
+# Only ingest/photo.jpg is in the store; "before" and "copy" hold its content (c1) too.
+keys = ["ingest/before.jpg", "ingest/photo.jpg", "ingest/gone.jpg", "ingest/copy.jpg"]
 batch = pa.RecordBatch.from_arrays(
     [
         arrow_column(keys, pa.string()),
-        arrow_column(["c1", "c2", "c1"], pa.string()),
-        arrow_column([1, None, 1], pa.int32()),
+        arrow_column(["c1", "c1", "c2", "c1"], pa.string()),
+        arrow_column([1, 1, None, 1], pa.int32()),
     ],
     names=["key", "checksum", "orientation"],
 )
 run = _feature_batches(root, PipelineConfig(), "decoded", "processed/features/run=t/")
-(out,) = run(iter([batch]))  # taking the generator to its end, as Spark does
+out = pa.Table.from_batches(list(run(iter([batch]))))  # to the generator's end, as Spark does
 pandas = "pandas" in sys.modules
 import pathlib
 import pyarrow.parquet as pq
@@ -79,13 +80,17 @@ def test_batch_function_decodes_without_importing_pandas(tmp_path: Path):
     (tmp_path / "ingest").mkdir()
     (tmp_path / "ingest" / "photo.jpg").write_bytes(jpeg_bytes(photo_like(640, 480, seed=3)))
     found = run_fresh(_WORKER, str(tmp_path), timeout=120)
-    photo, gone, copy = found["rows"]
+    by_key = {row["key"]: row for row in found["rows"]}
+    assert len(found["rows"]) == 4
+    photo, gone, copy = (by_key[f"ingest/{name}.jpg"] for name in ("photo", "gone", "copy"))
     assert (photo["display_width"], photo["display_height"]) == (640, 480)
     assert photo["process_error"] is None and len(photo["phash"]) == 16
     assert (tmp_path / photo["thumbnail_key"]).is_file()
     assert gone["process_error"].startswith("unreadable") and gone["phash"] is None
-    # The copy got the first row's features without a read: its own key is not in the store.
-    assert {**copy, "key": photo["key"]} == {**photo, "decoded": None}
+    # The copies got the photo's features, though their own keys are not in the store: the
+    # one after it without a read, the one before it when the task ended.
+    for other in (copy, by_key["ingest/before.jpg"]):
+        assert {**other, "key": photo["key"]} == {**photo, "decoded": None}
     assert (photo["decoded"], gone["decoded"]) == (1, 1)
     assert found["pandas"] is False
     # One file of the task's contents: the photo's features, not the gone image's (it may come
