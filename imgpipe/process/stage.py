@@ -27,6 +27,7 @@ from imgpipe.process.manifest import (
 )
 from imgpipe.process.transforms import (
     balanced_groups,
+    content_weights,
     flatten_records,
     partition_count,
     pending_images,
@@ -175,30 +176,36 @@ def _decode_all(store: Store, records: DataFrame, config: PipelineConfig) -> Dat
 def _records_by_content(spark: SparkSession, store: Store) -> DataFrame:
     """The flattened records, partitioned so that the copies of one content share a task.
 
-    A local store's records (up to :data:`DRIVER_READ_MAX_RECORDS`) are read on the driver and
-    placed in tasks of even bytes; otherwise Spark reads them and partitions them by checksum.
-    The tasks are sized from the listing of ``ingest/`` (its objects' count and bytes,
-    quarantined ones included: an overestimate, at worst a few more tasks) rather than from
-    the records, whose totals would cost a Spark job of their own before the decode could start.
+    A local store's records (up to :data:`DRIVER_READ_MAX_RECORDS`) are read on the driver,
+    which sizes the tasks from their contents and places them in tasks of even bytes.
+    Otherwise Spark reads them and partitions them by checksum, the tasks sized from the
+    listing of ``ingest/`` (its objects' count and bytes, quarantined ones included: an
+    overestimate, at worst a few more tasks) rather than from the records, whose totals would
+    cost a Spark job of their own before the decode could start.
     """
+    if isinstance(store, LocalStore):
+        keys = _record_keys(store)
+        if len(keys) <= DRIVER_READ_MAX_RECORDS:
+            return _placed_records(spark, store, keys)
     images, total_bytes = ingest_totals(store)
     partitions = partition_count(images, task_slots(spark), total_bytes)
-    if isinstance(store, LocalStore) and images <= DRIVER_READ_MAX_RECORDS:
-        return _placed_records(spark, store, partitions)
     records = flatten_records(read_records(spark, store.uri(METADATA_PREFIX)))
     return records.repartition(partitions, "checksum")
 
 
-def _placed_records(spark: SparkSession, store: LocalStore, partitions: int) -> DataFrame:
-    """The records read here, each tagged with the partition it goes to, and sent there.
+def _placed_records(spark: SparkSession, store: LocalStore, keys: list[str]) -> DataFrame:
+    """The records at ``keys``, read here, each tagged with its partition and sent there.
 
     Spark still parses them (``from_json`` with the record schema: the same parser and the
     same leniency as its JSON source), so a record reads the same whichever way it came in.
     """
     import pyarrow as pa
 
-    texts = [store.get_bytes(key).decode("utf-8", "replace") for key in _record_keys(store)]
-    groups = balanced_groups([_content_of(text) for text in texts], partitions)
+    texts = [store.get_bytes(key).decode("utf-8", "replace") for key in keys]
+    contents = [_content_of(text) for text in texts]
+    weights = content_weights(contents)
+    partitions = partition_count(len(weights), task_slots(spark), sum(weights.values()))
+    groups = balanced_groups(contents, partitions)
     values = hash_partition_values(partitions)
     table = pa.table(
         {

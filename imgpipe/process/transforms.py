@@ -91,9 +91,7 @@ def balanced_groups(contents: Sequence[tuple[str | None, int]], groups: int) -> 
     lightest group so far (longest-processing-time first). Records without a checksum share
     one content.
     """
-    weights: dict[str | None, int] = {}
-    for checksum, size in contents:  # decoded once: a content weighs its size, not its copies'
-        weights[checksum] = max(weights.get(checksum, 0), size)
+    weights = content_weights(contents)
     loads = [(0, group) for group in range(groups)]  # a heap of (bytes, group)
     group_of: dict[str | None, int] = {}
     for checksum, weight in sorted(weights.items(), key=lambda item: -item[1]):
@@ -101,6 +99,18 @@ def balanced_groups(contents: Sequence[tuple[str | None, int]], groups: int) -> 
         group_of[checksum] = group
         heapq.heappush(loads, (load + weight, group))
     return [group_of[checksum] for checksum, _ in contents]
+
+
+def content_weights(contents: Sequence[tuple[str | None, int]]) -> dict[str | None, int]:
+    """Each content's bytes to decode, from its records' (checksum, size).
+
+    A content is decoded once: it weighs its size, not its copies' (the largest size, if its
+    records disagree).
+    """
+    weights: dict[str | None, int] = {}
+    for checksum, size in contents:
+        weights[checksum] = max(weights.get(checksum, 0), size)
+    return weights
 
 
 def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:

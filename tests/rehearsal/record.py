@@ -165,7 +165,7 @@ def run_process() -> None:
     settings = kernel.processing_settings(config)
     fingerprint = manifest.inputs_fingerprint(store, settings)
     assert manifest.unchanged_counts(store, fingerprint) is None  # first run: no manifest yet
-    # A first run sizes its tasks from the listing of ingest/ (the junk file is in it too).
+    # A first run on S3 sizes its tasks from the listing of ingest/ (the junk file is in it too).
     assert stage.ingest_totals(store)[0] == 3
     record = json.loads(store.get_bytes(metadata_key("ingest/alice/cat.jpg")))
     row = kernel.process_row(store, record["key"], record["checksum"], 1, config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgpipe.process.transforms import balanced_groups
+from imgpipe.process.transforms import balanced_groups, content_weights
 
 
 def test_copies_share_a_group_and_count_once() -> None:
@@ -26,3 +26,8 @@ def test_records_without_a_checksum_or_size_are_placed_too() -> None:
     groups = balanced_groups([(None, 0), (None, 0), ("x", -1)], 2)
     assert groups[0] == groups[1] and set(groups) <= {0, 1}
     assert balanced_groups([], 4) == []
+
+
+def test_a_content_weighs_its_size_once_and_the_largest_when_its_records_disagree() -> None:
+    weights = content_weights([("a", 10), ("b", 4), ("a", 10), (None, 0), ("b", 0)])
+    assert weights == {"a": 10, "b": 4, None: 0}
