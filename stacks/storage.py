@@ -91,6 +91,10 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="expire-noncurrent-versions",
                     noncurrent_version_expiration=Duration.days(settings.noncurrent_version_days),
+                    # A deletion (the aws check's own sample, a report expired above) leaves a
+                    # delete marker; once its old versions have expired it hides nothing, so
+                    # it goes too instead of piling up in the version listing.
+                    expired_object_delete_marker=True,
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 ),
             ],

@@ -83,6 +83,28 @@ def test_data_bucket_logs_access_and_expires_logs_reports_and_query_results(
     )
 
 
+def test_old_versions_expire_and_then_their_delete_markers(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                                "ExpiredObjectDeleteMarker": True,
+                                "Status": "Enabled",
+                            }
+                        )
+                    ]
+                )
+            },
+            "LoggingConfiguration": Match.any_value(),  # the data bucket
+        },
+    )
+
+
 def test_data_bucket_is_tagged_with_the_project(template: Template) -> None:
     template.has_resource_properties(
         "AWS::S3::Bucket",
