@@ -12,13 +12,15 @@ import pytest
 from PIL import Image, ImageDraw
 
 from imgpipe.config import PipelineConfig
+from imgpipe.process.kernel import is_retryable
 from imgpipe.process.stage import run_process
-from imgpipe.process.transforms import partition_count
+from imgpipe.process.transforms import partition_count, retryable_error
 from imgpipe.records import (
     Exif,
     Gps,
     Instance,
     Label,
+    Reason,
     image_record_to_json,
     metadata_key,
     thumbnail_key,
@@ -239,3 +241,22 @@ def test_records_without_sizes_are_still_processed(spark: SparkSession, tmp_path
     store.put_bytes(metadata_key("ingest/b.jpg"), legacy)
     counts = run_process(spark, str(tmp_path), PipelineConfig())
     assert counts == {"records": 2, "processed": 2, "failed": 0, "decoded": 2}
+
+
+def test_the_retry_rule_reads_the_same_in_python_and_in_spark(spark: SparkSession) -> None:
+    # A row is retried when its image was missing: the kernel asks in Python (is_retryable),
+    # the table's counts and the features cache ask in Spark (retryable_error). One rule.
+    errors = [
+        None,
+        f"{Reason.UNREADABLE.value}: ingest/a.jpg is gone from the store",
+        f"{Reason.UNREADABLE.value}: the image could not be read when it was processed",
+        f"{Reason.TRUNCATED.value}: image file is truncated",
+        f"{Reason.UNDECODABLE.value}: unexpected ValueError: {Reason.UNREADABLE.value}",
+        "",
+    ]
+    frame = spark.createDataFrame([(error,) for error in errors], "process_error string")
+    in_spark = [row[0] for row in frame.select(retryable_error()).collect()]
+    in_python = [is_retryable(error) for error in errors]
+    assert in_python == [False, True, True, False, False, False]
+    # Spark's null for no error is "not retryable" wherever the Column is used (coalesced).
+    assert [bool(value) for value in in_spark] == in_python
