@@ -121,12 +121,12 @@ def pending_images(records: DataFrame, known: DataFrame) -> DataFrame:
     """
     distinct = records.groupBy("checksum").agg(
         F.array_sort(F.collect_set("key")).alias(COPY_KEYS),
-        F.min("key").alias("key"),
         F.first("orientation").alias("orientation"),
         F.max("size").alias("size"),  # same content, same size: any copy's will do
     )
     pending = distinct.join(known.select("checksum"), on="checksum", how="left_anti")
-    return pending.select("key", "checksum", "orientation", "size", COPY_KEYS)
+    key = F.element_at(COPY_KEYS, 1).alias("key")
+    return pending.select(key, "checksum", "orientation", "size", COPY_KEYS)
 
 
 def retryable_error() -> Column:
