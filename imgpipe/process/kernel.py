@@ -39,6 +39,7 @@ _ARROW_TYPES: dict[type[T.DataType], pa.DataType] = {
     T.StringType: pa.string(),
     T.TimestampType: pa.timestamp("us", tz="UTC"),  # values: microseconds since the epoch
 }
+_FEATURE_ARROW_TYPES = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
 
 
 def processing_settings(config: PipelineConfig) -> str:
@@ -151,10 +152,9 @@ def with_feature_columns(
     decoded_column: str | None,
 ) -> pa.RecordBatch:
     """``batch`` with the feature columns of ``rows`` (one per row) and the decoded marker."""
-    arrow_types = [_ARROW_TYPES[type(f.dataType)] for f in feature_fields()]
     columns = [
         arrow_column([row.get(name) for row in rows], arrow_type)
-        for name, arrow_type in zip(FEATURE_NAMES, arrow_types, strict=True)
+        for name, arrow_type in zip(FEATURE_NAMES, _FEATURE_ARROW_TYPES, strict=True)
     ]
     names = [*batch.schema.names, *FEATURE_NAMES]
     if decoded_column:
