@@ -126,25 +126,6 @@ def task_slots(spark: SparkSession) -> int:
     return int(spark.conf.get(TASK_SLOTS, "0") or 0) or spark.sparkContext.defaultParallelism
 
 
-def hash_partition_values(partitions: int) -> list[int]:
-    """For each partition of ``repartition(partitions, column)``, a bigint that Spark places there.
-
-    Spark puts a row in partition ``pmod(hash(column), partitions)``: ``hash`` is the SQL
-    function, Murmur3 x86 32-bit with seed 42 over a bigint's 8 little-endian bytes. A driver
-    that knows where each row should go (copies of one content in one task, tasks of even bytes)
-    tags the rows with these values instead of shuffling them by a hash it cannot steer.
-    """
-    import mmh3
-
-    values: dict[int, int] = {}
-    candidate = 0
-    while len(values) < partitions:  # ~partitions * ln(partitions) tries
-        placed = mmh3.hash(candidate.to_bytes(8, "little", signed=True), 42) % partitions
-        values.setdefault(placed, candidate)
-        candidate += 1
-    return [values[partition] for partition in range(partitions)]
-
-
 def archive_in_progress() -> bool:
     """Whether this process's JVM will write the class archive when it exits."""
     return _archive_in_progress is not None

@@ -37,7 +37,7 @@ from imgpipe.process.transforms import (
     with_cached_features,
 )
 from imgpipe.records import FEATURES_PREFIX, IMAGES_TABLE_PREFIX, INGEST_PREFIX, METADATA_PREFIX
-from imgpipe.spark import hash_partition_values, task_slots
+from imgpipe.spark import session_settings, task_slots
 from imgpipe.spark_io import write_parquet_atomically
 from imgpipe.store import LocalStore, Store, open_store
 from imgpipe.table import features_cache_schema, record_schema
@@ -49,8 +49,6 @@ LOG = logging.getLogger(__name__)
 # by checksum came out 18-25 photos a task for 120 photos in 6 tasks, leaving a core idle at the
 # end. Beyond this, or on S3 (EMR), Spark reads the records.
 DRIVER_READ_MAX_RECORDS = 20_000
-# The column that carries a record's placement (hash_partition_values) in a first local run.
-_GROUP = "_group"
 # A first run's marker of the rows whose image the kernel went to read (not the copies that
 # reused it): counted while the table is written, not kept in it.
 _DECODED = "_decoded"
@@ -194,8 +192,11 @@ def _records_by_content(spark: SparkSession, store: Store) -> DataFrame:
 
 
 def _placed_records(spark: SparkSession, store: LocalStore, keys: list[str]) -> DataFrame:
-    """The records at ``keys``, read here, each tagged with its partition and sent there.
+    """The records at ``keys``, read here and handed to Spark one partition per task's group.
 
+    Each group (:func:`~imgpipe.process.transforms.balanced_groups`) is one Arrow batch, and
+    Spark makes an Arrow table above ``localRelationThreshold`` bytes into one partition per
+    batch: the records start in their tasks, with no shuffle to get there.
     Spark still parses them (``from_json`` with the record schema: the same parser and the
     same leniency as its JSON source), so a record reads the same whichever way it came in.
     """
@@ -206,18 +207,20 @@ def _placed_records(spark: SparkSession, store: LocalStore, keys: list[str]) -> 
     weights = content_weights(contents)
     partitions = partition_count(len(weights), task_slots(spark), sum(weights.values()))
     groups = balanced_groups(contents, partitions)
-    values = hash_partition_values(partitions)
-    table = pa.table(
-        {
-            _GROUP: pa.array([values[group] for group in groups], pa.int64()),
-            "record": pa.array(texts, pa.string()),
-        }
+    members: list[list[str]] = [[] for _ in range(partitions)]
+    for text, group in zip(texts, groups, strict=True):
+        members[group].append(text)
+    schema = pa.schema([pa.field("record", pa.string())])
+    table = pa.Table.from_batches(
+        [pa.record_batch([pa.array(group, pa.string())], schema=schema) for group in members],
+        schema,
     )
-    parsed = spark.createDataFrame(table).select(
-        _GROUP, F.from_json("record", record_schema()).alias("r")
-    )
-    records = flatten_records(parsed.select(_GROUP, "r.*"), keep=(_GROUP,))
-    return records.repartition(partitions, _GROUP)
+    # At 0 every non-empty table is an RDD of its batches (pyspark: "one batch per partition");
+    # below the threshold it would be a local relation that Spark splits as it likes.
+    with session_settings(spark, {"spark.sql.execution.arrow.localRelationThreshold": "0"}):
+        frame = spark.createDataFrame(table)
+    parsed = frame.select(F.from_json("record", record_schema()).alias("r"))
+    return flatten_records(parsed.select("r.*"))
 
 
 def _record_keys(store: Store) -> list[str]:

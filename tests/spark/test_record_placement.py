@@ -28,7 +28,7 @@ from imgpipe.records import (
     metadata_key,
     superseded_marker_to_json,
 )
-from imgpipe.spark import hash_partition_values, session_settings
+from imgpipe.spark import session_settings
 from imgpipe.stages import LOCAL_PROCESS_SQL
 from imgpipe.store import LocalStore
 from tests.imagefactory import jpeg_bytes, photo_like
@@ -140,13 +140,24 @@ def test_a_first_local_run_places_copies_together_in_tasks_of_even_bytes(
     assert loads[-1] - loads[0] <= max(sizes.values())
 
 
-@pytest.mark.parametrize("partitions", [1, 2, 6, 13])
-def test_hash_partition_values_land_where_spark_puts_them(
-    spark: SparkSession, partitions: int
+@pytest.mark.parametrize("photos", [1, 5, 13])
+def test_each_group_of_records_starts_as_one_partition_of_its_own(
+    spark: SparkSession, tmp_path: Path, photos: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    values = hash_partition_values(partitions)
-    frame = spark.createDataFrame([(value,) for value in values], "v bigint")
-    placed = frame.repartition(partitions, "v").select("v", F.spark_partition_id().alias("p"))
-    assert {row["v"]: row["p"] for row in placed.collect()} == {
-        value: partition for partition, value in enumerate(values)
-    }
+    # Tiny photos would make one task: ask for one task per content, the most there can be.
+    monkeypatch.setattr(stage, "partition_count", lambda records, *_: records)
+    store = LocalStore(tmp_path)
+    for seed in range(photos):
+        add_image(store, f"ingest/p{seed:02d}.jpg", jpeg_bytes(photo_like(64, 48, seed)))
+    add_image(store, "ingest/copy.jpg", store.get_bytes("ingest/p00.jpg"))
+
+    records = stage._records_by_content(spark, store)
+    placed = records.select("key", "checksum", F.spark_partition_id().alias("p")).collect()
+
+    assert records.rdd.getNumPartitions() == photos
+    # Its own partition for each content, with every copy of it, and no shuffle to get there.
+    assert len({row["p"] for row in placed}) == photos
+    partition_of = {row["checksum"]: row["p"] for row in placed}
+    assert all(partition_of[row["checksum"]] == row["p"] for row in placed)
+    assert len(placed) == photos + 1
+    assert "Exchange" not in records._jdf.queryExecution().executedPlan().toString()
