@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,8 +150,13 @@ def run_ingest(
     creator: str | None,
     progress: ProgressReporter,
     summary: RunSummary,
+    on_new_record: Callable[[], None] | None = None,
 ) -> None:
-    """The local ingest stage: every input ends as exactly one metadata or quarantine record."""
+    """The local ingest stage: every input ends as exactly one metadata or quarantine record.
+
+    ``on_new_record`` is called for each record written (not for one left unchanged since the
+    last run): what this run will compute.
+    """
     inputs = scan_inputs(input_dir, exclude=store.root)
     summary.inputs = len(inputs)
     # "Unchanged since the last run" needs a last run: one that left records here.
@@ -169,6 +174,8 @@ def run_ingest(
                 reason = outcome.reason or "unknown"
                 summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
             summary.skipped_unchanged += outcome.reused
+            if on_new_record is not None and not outcome.reused:
+                on_new_record()
 
 
 def _start_spark() -> SparkSession:
@@ -223,21 +230,34 @@ def run_pipeline(
 
     summary.overheads["setup"] = lap()
     # A first run always needs Spark: its JVM starts while ingest labels. A later run may
-    # need nothing computed; Spark starts after ingest then, and only for work.
+    # need nothing computed: its Spark starts with ingest's first new or changed record (the
+    # analysis it was computed from is then out of date), or after ingest for other work
+    # (new settings, a new version), and never for a run that reuses the last one.
     previous = last_summary(store)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
-        early = starter.submit(_start_spark) if previous is None else None
-        run_ingest(input_dir, store, config, labeler, creator, progress, summary)
+        session: Future[SparkSession] | None = None
+
+        def start_spark() -> None:  # at most once
+            nonlocal session
+            if session is None:
+                session = starter.submit(_start_spark)
+
+        if previous is None:
+            start_spark()
+        run_ingest(
+            input_dir, store, config, labeler, creator, progress, summary, on_new_record=start_spark
+        )
         timed("ingest", summary.inputs)
         reusable = None
-        if early is None:  # not while the starter imports pyspark: imports would interleave
+        if session is None:  # not while the starter imports pyspark: imports would interleave
             records = records_fingerprint(store, config)
             summary.inputs_fingerprint = analysis_fingerprint(store, config, records)
             reusable = reusable_run(store, previous, summary.inputs_fingerprint, records)
         if reusable is not None:
             reuse_analysis(store, summary, reusable, progress, timed)
         else:
-            session = early or starter.submit(_start_spark)
+            start_spark()
+            assert session is not None
             if not session.done():
                 progress.info("waiting for Spark to start (local mode)")
             spark = session.result()

@@ -6,6 +6,7 @@ Also: the run summary accounts for the whole run (stages + the time around them 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +118,45 @@ def test_rerun_with_one_new_image_starts_spark_and_decodes_only_it(
     process = second.stages["process"]
     assert (process["images"], process["decoded"], process["reused"]) == (4, 1, 3)
     assert written_summary(out, second.run_id)["stages"]["analyze"]["images"] == 4
+
+
+def test_a_later_run_starts_spark_with_its_first_new_record_not_after_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for seed in range(3):
+        add_photo(inputs, seed)
+    run(inputs, out)
+    for seed in range(50, 56):
+        add_photo(inputs, seed)
+    # The records on disk when Spark's start begins (the real start still happens). Each
+    # time ingest reports a new record, it waits for that start to have begun, so that the
+    # count does not depend on when the starter's thread is scheduled.
+    records_at_start: list[int] = []
+    started = threading.Event()
+    real_start, real_ingest = runner._start_spark, runner.run_ingest
+
+    def counting():  # type: ignore[no-untyped-def]
+        records_at_start.append(len(list((out / "metadata").rglob("*.json"))))
+        started.set()
+        return real_start()
+
+    def ingest(*args, on_new_record):  # type: ignore[no-untyped-def]
+        def reported() -> None:
+            on_new_record()
+            assert started.wait(timeout=60)
+
+        real_ingest(*args, on_new_record=reported)
+
+    monkeypatch.setattr(runner, "_start_spark", counting)
+    monkeypatch.setattr(runner, "run_ingest", ingest)
+
+    second = run(inputs, out)
+
+    assert second.stages["process"]["decoded"] == 6
+    # Started once, with the first of the six new records (after ingest there are 9).
+    assert records_at_start == [4]
 
 
 def test_changed_settings_are_not_answered_from_the_last_analysis(
