@@ -215,9 +215,17 @@ def _placed_records(spark: SparkSession, store: LocalStore, keys: list[str]) -> 
         [pa.record_batch([pa.array(group, pa.string())], schema=schema) for group in members],
         schema,
     )
-    # At 0 every non-empty table is an RDD of its batches (pyspark: "one batch per partition");
-    # below the threshold it would be a local relation that Spark splits as it likes.
-    with session_settings(spark, {"spark.sql.execution.arrow.localRelationThreshold": "0"}):
+    # pyspark cuts the table into batches of at most maxRecordsPerBatch rows (64 in a local
+    # session), "one batch per partition" above localRelationThreshold bytes (below it, a local
+    # relation that Spark splits as it likes): each group must stay one batch.
+    largest = max(map(len, members))
+    with session_settings(
+        spark,
+        {
+            "spark.sql.execution.arrow.localRelationThreshold": "0",
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(max(largest, 1)),
+        },
+    ):
         frame = spark.createDataFrame(table)
     parsed = frame.select(F.from_json("record", record_schema()).alias("r"))
     return flatten_records(parsed.select("r.*"))

@@ -140,23 +140,26 @@ def test_a_first_local_run_places_copies_together_in_tasks_of_even_bytes(
     assert loads[-1] - loads[0] <= max(sizes.values())
 
 
-@pytest.mark.parametrize("photos", [1, 5, 13])
+@pytest.mark.parametrize(("photos", "tasks"), [(1, 1), (5, 5), (13, 13), (13, 2)])
 def test_each_group_of_records_starts_as_one_partition_of_its_own(
-    spark: SparkSession, tmp_path: Path, photos: int, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, tmp_path: Path, photos: int, tasks: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Tiny photos would make one task: ask for one task per content, the most there can be.
-    monkeypatch.setattr(stage, "partition_count", lambda records, *_: records)
+    # Tiny photos would make one task: ask for the tasks wanted.
+    monkeypatch.setattr(stage, "partition_count", lambda *_: tasks)
     store = LocalStore(tmp_path)
     for seed in range(photos):
         add_image(store, f"ingest/p{seed:02d}.jpg", jpeg_bytes(photo_like(64, 48, seed)))
     add_image(store, "ingest/copy.jpg", store.get_bytes("ingest/p00.jpg"))
 
-    records = stage._records_by_content(spark, store)
-    placed = records.select("key", "checksum", F.spark_partition_id().alias("p")).collect()
+    # Arrow batches of 2 rows: a group of more records must still be one partition.
+    with session_settings(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "2"}):
+        records = stage._records_by_content(spark, store)
+        placed = records.select("key", "checksum", F.spark_partition_id().alias("p")).collect()
+        assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "2"
 
-    assert records.rdd.getNumPartitions() == photos
-    # Its own partition for each content, with every copy of it, and no shuffle to get there.
-    assert len({row["p"] for row in placed}) == photos
+    assert records.rdd.getNumPartitions() == tasks
+    # A partition for each group, every copy of a content in its group, no shuffle.
+    assert len({row["p"] for row in placed}) == tasks
     partition_of = {row["checksum"]: row["p"] for row in placed}
     assert all(partition_of[row["checksum"]] == row["p"] for row in placed)
     assert len(placed) == photos + 1
