@@ -44,13 +44,14 @@ def make_labeler(name: str, options: LabelerOptions | None = None) -> Labeler:
     if name == "none":
         return NoLabeler(options)
     if name == "local":
-        try:
-            from imgpipe.labelers.local import LocalLabeler
-        except ImportError as exc:
+        from imgpipe.labelers.local import LocalLabeler, missing_module
+
+        missing = missing_module()
+        if missing is not None:
             raise LabelerUnavailable(
-                f"the local labeler needs its model ({exc.name or exc}): "
+                f"the local labeler needs its model ({missing}): "
                 "pip install 'imgpipe[local]' (or use --labeler none)"
-            ) from exc
+            )
         return LocalLabeler(options)
     if name == "rekognition":
         from imgpipe.labelers.rekognition import RekognitionLabeler

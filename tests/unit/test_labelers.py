@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -144,6 +145,25 @@ def test_without_the_extra_local_says_how_to_install(monkeypatch: pytest.MonkeyP
     with pytest.raises(LabelerUnavailable, match=r"pip install 'imgpipe\[local\]'"):
         make_labeler("local")
     assert make_labeler("none").label([ImageInput()]) == [[]]
+
+
+def test_torch_is_imported_with_the_first_image_to_label_not_with_the_labeler() -> None:
+    # A fresh interpreter: this one may have imported torch already. A re-run with nothing new
+    # makes its labeler and labels nothing; importing torch would cost it ~1.2 s.
+    pytest.importorskip("torch")
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from imgpipe.labelers import ImageInput, make_labeler\n"
+        "labeler = make_labeler('local')\n"
+        "print('torch' in sys.modules)\n"
+        "rgb = np.zeros((64, 64, 3), np.uint8)\n"
+        "print(isinstance(labeler.label([ImageInput(rgb=rgb)])[0], list), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.split() == ["False", "True", "True"]
 
 
 def test_face_confidence_grows_with_neighbours() -> None:
